@@ -1,0 +1,188 @@
+"""The `pooltop` command: the live UI with no arguments, headless subcommands otherwise.
+
+Exit codes (a contract, see README): 0 success, 1 runtime failure with a one-line reason on
+stderr, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+
+import click
+
+from pooltop import __version__
+from pooltop.errors import PooltopError
+from pooltop.model import Pool
+from pooltop.record.formats import OwnerLookup
+
+SORT_CHOICES = ("tag", "allocs", "frees", "diff", "bytes", "peralloc", "dallocs", "dfrees", "ddiff", "dbytes")
+POOL_CHOICES = ("paged", "nonpaged", "session", "slab", "all")
+
+
+def parse_interval(text: str) -> float:
+    """'2', '2s', '500ms', '5m', '1h' -> seconds."""
+    t = text.strip().lower()
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+    suffix = next((u for u in units if t.endswith(u)), "")
+    number, factor = (t[: -len(suffix)], units[suffix]) if suffix else (t, 1.0)
+    try:
+        value = float(number) * factor
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a duration (e.g. 2, 2s, 500ms, 5m)") from None
+    if not value > 0 or value == float("inf"):
+        raise click.BadParameter(f"{text!r} must be a positive duration")
+    return value
+
+
+class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in click stubs
+    name = "duration"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        try:
+            return parse_interval(str(value))
+        except click.BadParameter as e:
+            self.fail(e.message, param, ctx)
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="pooltop")
+@click.option("--interval", "-i", type=Duration(), default=1.0, show_default=True,
+              help="Refresh interval of the live view.")
+@click.pass_context
+def cli(ctx: click.Context, interval: float) -> None:
+    """pooltop: find kernel memory leaks (Windows pool tags, Linux slab caches).
+
+    With no command it opens the live view. Commands run headless.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    try:
+        from pooltop.app import run_live  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        # The live UI is not part of this build yet: fall back to a one-shot table.
+        ctx.invoke(snapshot)
+        return
+    run_live(interval=interval)
+
+
+@cli.command()
+@click.option("--format", "-f", "fmt", type=click.Choice(("text", "json", "csv")), default="text",
+              show_default=True)
+@click.option("--sort", "-s", "sort_key", type=click.Choice(SORT_CHOICES), default=None,
+              help="Sort column (default: bytes, or dbytes with --interval).")
+@click.option("--ascending", is_flag=True, help="Smallest first (tags sort A-Z unless --descending).")
+@click.option("--descending", is_flag=True, hidden=True)
+@click.option("--top", "-n", type=click.IntRange(min=1), default=None, help="Only the first N rows.")
+@click.option("--include", "-I", multiple=True, metavar="PAT",
+              help="Only tags matching PAT (wildcards * and ?, case-sensitive, as poolmon /i). Repeatable.")
+@click.option("--exclude", "-X", multiple=True, metavar="PAT",
+              help="Leave out tags matching PAT. Repeatable.")
+@click.option("--pool", "-p", "pools", multiple=True, type=click.Choice(POOL_CHOICES),
+              help="Only these pool types. Repeatable.")
+@click.option("--interval", type=Duration(), default=None,
+              help="Sample twice this far apart and include the change columns.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Write to FILE (atomically) instead of standard output.")
+@click.option("--root", type=click.Path(file_okay=False), default=None,
+              help="Read a copied Linux tree (ROOT/proc/slabinfo, ROOT/sys/kernel/slab; e.g. a sosreport).")
+def snapshot(
+    fmt: str = "text",
+    sort_key: str | None = None,
+    ascending: bool = False,
+    descending: bool = False,
+    top: int | None = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    pools: Sequence[str] = (),
+    interval: float | None = None,
+    output: str | None = None,
+    root: str | None = None,
+) -> None:
+    """Print the kernel pool (or slab) counters once, as text, JSON or CSV."""
+    from pooltop.native import open_source
+    from pooltop.query import select_rows, sort_rows
+    from pooltop.record.formats import FORMATTERS
+    from pooltop.tracking import Tracker
+
+    pool_filter = None if not pools or "all" in pools else [Pool.parse(p) for p in pools]
+    with open_source(root=root) as source:
+        tracker = Tracker()
+        sample = tracker.update(source.sample())
+        if interval is not None:
+            time.sleep(interval)
+            sample = tracker.update(source.sample())
+    for warning in sample.snapshot.warnings:
+        click.echo(f"pooltop: warning: {warning}", err=True)
+    changes = sample.interval if interval is not None else None
+    counters = sample.counters
+    rows = select_rows(counters, include, exclude, pool_filter)
+    key = sort_key or ("dbytes" if changes is not None else "bytes")
+    if key.startswith("d") and key != "diff" and changes is None:
+        raise click.UsageError(f"--sort {key} needs --interval (two samples)")
+    if ascending and descending:
+        raise click.UsageError("--ascending and --descending exclude each other")
+    order = False if ascending else (True if descending else None)
+    rows = sort_rows(counters, key, order, changes, rows)
+    if top is not None:
+        rows = rows[:top]
+    text = FORMATTERS[fmt](sample.snapshot, rows, changes=changes, owners=_owner_lookup())
+    _emit(text, output)
+
+
+def _owner_lookup() -> OwnerLookup | None:
+    """The tag database's lookup for exports, or None where it is not available."""
+    try:
+        from pooltop.tagdb import resolve
+    except ImportError:
+        return None
+    factory = getattr(resolve, "default_lookup", None)
+    return factory() if factory is not None else None
+
+
+def _emit(text: str, output: str | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    from pooltop.atomic import atomic_write
+
+    with atomic_write(output) as f:
+        f.write(text)
+    click.echo(f"pooltop: wrote {output}", err=True)
+
+
+def _register_subcommands() -> None:
+    from pooltop.tagdb.cli import tags
+
+    cli.add_command(tags)
+
+
+_register_subcommands()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point: maps every failure to a one-line message and the documented exit code."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="pooltop", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.Abort:
+        click.echo("pooltop: aborted", err=True)
+        sys.exit(1)
+    except PooltopError as e:
+        click.echo(f"pooltop: {e}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        # `pooltop snapshot | head`: the reader left; not an error worth a traceback.
+        sys.stderr.close()
+        sys.exit(0)
+    sys.exit(0)

@@ -1,0 +1,326 @@
+"""Linux: slab caches from /proc/slabinfo, totals from /proc/meminfo, SLUB aliases from /sys.
+
+Parsers are pure functions of text; `LinuxSource` takes its roots as parameters so tests can point
+it at recorded trees (tests/data/linux/...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from pooltop.errors import BadInput, NeedsElevation, Unsupported
+from pooltop.model import CounterSet, HostInfo, Int64Array, Pool, Snapshot, Totals, utc_now
+from pooltop.native import Source
+
+SLABINFO_VERSION = "2.1"
+
+# Data line: name active_objs num_objs objsize objperslab pagesperslab : tunables l b s : slabdata a n s
+_DATA_FIELDS = 16
+
+
+@dataclass(frozen=True, eq=False)
+class SlabTable:
+    """Parsed /proc/slabinfo, column-wise (int64 arrays)."""
+
+    names: tuple[str, ...]
+    active_objs: Int64Array
+    num_objs: Int64Array
+    objsize: Int64Array
+    objperslab: Int64Array
+    pagesperslab: Int64Array
+    num_slabs: Int64Array
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SlabTable):
+            return NotImplemented
+        return self.names == other.names and all(
+            np.array_equal(getattr(self, f), getattr(other, f))
+            for f in ("active_objs", "num_objs", "objsize", "objperslab", "pagesperslab", "num_slabs")
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @classmethod
+    def from_columns(cls, names: tuple[str, ...], columns: npt.ArrayLike) -> SlabTable:
+        values = np.asarray(columns, dtype=np.int64).reshape(len(_NUMERIC_FIELDS), len(names))
+        if values.size and values.min() < 0:
+            raise BadInput("slabinfo has a negative count")
+        return cls(names, *values)
+
+
+def parse_slabinfo(text: str | bytes) -> SlabTable:
+    """Parse /proc/slabinfo (format 2.1). Raises BadInput with the line number on anything else.
+
+    The live UI parses this every refresh, so the common case splits the whole body once and
+    converts the numbers in one numpy call; any irregularity falls back to the line-by-line
+    parser, which names the offending line.
+    """
+    data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
+    if not data.strip():
+        raise BadInput("slabinfo is empty")
+    head, _, rest = data.partition(b"\n")
+    _check_header(head.decode("utf-8", "replace").strip())
+    _, _, body = rest.partition(b"\n") if rest.startswith(b"#") else (b"", b"", rest)
+    fast = _parse_body_fast(body)
+    return fast if fast is not None else _parse_body_lines(data.decode("utf-8", "replace"))
+
+
+def _check_header(head: str) -> None:
+    if not head.startswith("slabinfo - version:"):
+        raise BadInput("not slabinfo: the first line must be 'slabinfo - version: 2.1'")
+    version = head.partition(":")[2].strip()
+    if version != SLABINFO_VERSION:
+        raise BadInput(
+            f"slabinfo version {version or '?'} is not supported (pooltop reads {SLABINFO_VERSION})"
+        )
+
+
+_NUMERIC_FIELDS = (1, 2, 3, 4, 5, 14)
+
+
+def _parse_body_fast(body: bytes) -> SlabTable | None:
+    toks = body.split()
+    lines = body.count(b"\n") + (0 if not body or body.endswith(b"\n") else 1)
+    n = len(toks) // _DATA_FIELDS
+    if (
+        len(toks) != _DATA_FIELDS * n
+        or n != lines
+        or toks[6::_DATA_FIELDS].count(b":") != n
+        or toks[11::_DATA_FIELDS].count(b":") != n
+    ):
+        return None
+    numeric: list[bytes] = []
+    for i in _NUMERIC_FIELDS:
+        numeric += toks[i::_DATA_FIELDS]
+    try:
+        values = np.array(numeric, dtype=np.int64)
+    except (ValueError, OverflowError):
+        return None
+    if values.size and values.min() < 0:
+        return None
+    return SlabTable.from_columns(tuple(t.decode("utf-8", "replace") for t in toks[0::_DATA_FIELDS]), values)
+
+
+def _parse_body_lines(text: str) -> SlabTable:
+    names: list[str] = []
+    cols: list[list[int]] = [[], [], [], [], [], []]
+    active, num, size, perslab, pages, slabs = cols
+    for lineno, line in enumerate(text.splitlines()[1:], start=2):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split()
+        if len(parts) != _DATA_FIELDS or parts[6] != ":" or parts[11] != ":":
+            raise BadInput(f"slabinfo line {lineno} is malformed: {line[:60]!r}")
+        try:
+            a, n, s, per, pg = (int(x) for x in parts[1:6])
+            ns = int(parts[14])
+        except ValueError:
+            raise BadInput(f"slabinfo line {lineno} has a non-numeric field: {line[:60]!r}") from None
+        if max(a, n, s, per, pg, ns) >= 1 << 63:
+            raise BadInput(f"slabinfo line {lineno} has a number out of range: {line[:60]!r}")
+        if min(a, n, s, per, pg, ns) < 0:
+            raise BadInput(f"slabinfo line {lineno} has a negative count: {line[:60]!r}")
+        names.append(parts[0])
+        active.append(a)
+        num.append(n)
+        size.append(s)
+        perslab.append(per)
+        pages.append(pg)
+        slabs.append(ns)
+    return SlabTable.from_columns(tuple(names), cols)
+
+
+def slab_counters(table: SlabTable) -> CounterSet:
+    """slabinfo -> counters: tag = cache name, diff = active objects, bytes = active x object size.
+
+    /proc/slabinfo has no cumulative alloc/free counts, so those columns stay 0 and the set says so.
+    """
+    active = table.active_objs
+    size = table.objsize
+    n = len(table.names)
+    zeros = np.zeros(n, dtype=np.int64)
+    return CounterSet.build(
+        table.names,
+        np.full(n, Pool.SLAB, dtype=np.uint8),
+        zeros,
+        zeros,
+        active,
+        active * size,
+        extra={
+            "total_objects": table.num_objs,
+            "object_size": table.objsize,
+            "slab_pages": table.num_slabs * table.pagesperslab,
+        },
+        has_alloc_counts=False,
+        counter_bits=64,
+    )
+
+
+def parse_meminfo(text: str) -> dict[str, int]:
+    """/proc/meminfo -> {field: bytes}. Fields without a unit (HugePages_*) are counts, kept as is."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        key, sep, rest = line.partition(":")
+        if not sep:
+            continue
+        fields = rest.split()
+        if not fields:
+            continue
+        try:
+            value = int(fields[0])
+        except ValueError:
+            continue
+        if len(fields) > 1 and fields[1] == "kB":
+            value *= 1024
+        out[key.strip()] = value
+    return out
+
+
+def meminfo_totals(info: Mapping[str, int]) -> Totals:
+    return Totals(
+        slab=info.get("Slab"),
+        slab_reclaimable=info.get("SReclaimable"),
+        slab_unreclaimable=info.get("SUnreclaim"),
+        memory_total=info.get("MemTotal"),
+        # MemAvailable exists since Linux 3.14; older kernels leave it out.
+        memory_available=info.get("MemAvailable"),
+        commit=info.get("Committed_AS"),
+        commit_limit=info.get("CommitLimit"),
+        swap_total=info.get("SwapTotal"),
+        swap_free=info.get("SwapFree"),
+    )
+
+
+def read_slub_aliases(sys_root: str = "/sys") -> dict[str, tuple[str, ...]]:
+    """Cache name -> the other names merged into the same SLUB cache.
+
+    In /sys/kernel/slab every name of a merged cache is a symlink to one directory (":A-0000040");
+    /proc/slabinfo prints just one of those names, which need not be the one whose users grow.
+    """
+    base = os.path.join(sys_root, "kernel", "slab")
+    groups: dict[str, list[str]] = {}
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return {}
+    for entry in entries:
+        try:
+            if not entry.is_symlink():
+                continue
+            target = os.path.basename(os.readlink(entry.path))
+        except OSError:
+            continue
+        groups.setdefault(target, []).append(entry.name)
+    out: dict[str, tuple[str, ...]] = {}
+    for names in groups.values():
+        if len(names) < 2:
+            continue
+        names.sort()
+        for name in names:
+            out[name] = tuple(n for n in names if n != name)
+    return out
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.read()
+
+
+class LinuxSource(Source):
+    """Slab caches of the running kernel (or of a recorded /proc + /sys tree)."""
+
+    name = "linux-slab"
+
+    def __init__(
+        self,
+        proc_root: str = "/proc",
+        sys_root: str = "/sys",
+        *,
+        alias_refresh_s: float = 30.0,
+        monotonic_ns: Callable[[], int] = time.monotonic_ns,
+        hostname: Callable[[], str] = socket.gethostname,
+    ) -> None:
+        self.proc_root = proc_root
+        self.sys_root = sys_root
+        self._alias_refresh_ns = int(alias_refresh_s * 1e9)
+        self._monotonic_ns = monotonic_ns
+        self._hostname = hostname
+        self._aliases: dict[str, tuple[str, ...]] = {}
+        self._aliases_at: int | None = None
+
+    def _proc(self, name: str) -> str:
+        return os.path.join(self.proc_root, name)
+
+    def host(self) -> HostInfo:
+        """Host facts from proc_root (so a copied tree describes its own machine, not this one)."""
+        live = os.path.realpath(self.proc_root) == "/proc"
+        uts = os.uname() if live else None
+
+        def kernel_fact(name: str, fallback: str) -> str:
+            try:
+                return _read_text(self._proc(f"sys/kernel/{name}")).strip() or fallback
+            except OSError:
+                return fallback
+
+        uptime: float | None = None
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            uptime = float(_read_text(self._proc("uptime")).split()[0])
+        return HostInfo(
+            name=self._hostname() if live else kernel_fact("hostname", "unknown"),
+            os="Linux",
+            os_version=kernel_fact("osrelease", uts.release if uts else "unknown"),
+            arch=uts.machine if uts else kernel_fact("arch", "unknown"),
+            uptime_s=uptime,
+            build=kernel_fact("version", uts.version if uts else "") or None,
+        )
+
+    def read_slabinfo(self) -> bytes:
+        path = self._proc("slabinfo")
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except PermissionError:
+            raise NeedsElevation("reading /proc/slabinfo needs root (run pooltop with sudo)") from None
+        except FileNotFoundError:
+            raise Unsupported(f"{path} does not exist (a kernel without slab statistics?)") from None
+        except OSError as e:
+            raise Unsupported(f"cannot read {path}: {e.strerror}") from None
+
+    def aliases(self, now_ns: int) -> dict[str, tuple[str, ...]]:
+        if self._aliases_at is None or now_ns - self._aliases_at >= self._alias_refresh_ns:
+            self._aliases = read_slub_aliases(self.sys_root)
+            self._aliases_at = now_ns
+        return self._aliases
+
+    def sample(self) -> Snapshot:
+        warnings: list[str] = []
+        try:
+            counters = slab_counters(parse_slabinfo(self.read_slabinfo()))
+        except (NeedsElevation, Unsupported) as e:
+            # Degraded: say why once, still show the totals that are readable.
+            warnings.append(f"{e}; showing system totals only")
+            counters = CounterSet.empty()
+        try:
+            totals = meminfo_totals(parse_meminfo(_read_text(self._proc("meminfo"))))
+        except OSError as e:
+            warnings.append(f"cannot read {self._proc('meminfo')}: {e.strerror}")
+            totals = Totals()
+        now = self._monotonic_ns()
+        return Snapshot(
+            source=self.name,
+            taken_at=utc_now(),
+            monotonic_ns=now,
+            host=self.host(),
+            totals=totals,
+            counters=counters,
+            aliases=self.aliases(now) if len(counters) else {},
+            warnings=tuple(warnings),
+        )

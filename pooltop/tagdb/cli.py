@@ -1,0 +1,13 @@
+"""`pooltop tags ...`: the tag database's command-line face."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group("tags")
+def tags() -> None:
+    """Find which driver (or kernel component) owns a pool tag."""
+
+
+# Subcommands register themselves below (one module each).
