@@ -14,8 +14,9 @@ import click
 
 from pooltop import __version__
 from pooltop.errors import PooltopError
-from pooltop.model import Pool
+from pooltop.model import Pool, Snapshot
 from pooltop.record.formats import OwnerLookup
+from pooltop.tagdb import OwnerCandidate
 
 SORT_CHOICES = ("tag", "allocs", "frees", "diff", "bytes", "peralloc", "dallocs", "dfrees", "ddiff", "dbytes")
 POOL_CHOICES = ("paged", "nonpaged", "session", "slab", "all")
@@ -89,6 +90,8 @@ def cli(ctx: click.Context, interval: float) -> None:
               help="Write to FILE (atomically) instead of standard output.")
 @click.option("--root", type=click.Path(file_okay=False), default=None,
               help="Read a copied Linux tree (ROOT/proc/slabinfo, ROOT/sys/kernel/slab; e.g. a sosreport).")
+@click.option("--tagfile", "tagfiles", multiple=True, type=click.Path(dir_okay=False),
+              help="A pooltag.txt-format file to name tag owners (before the discovered ones). Repeatable.")
 def snapshot(
     fmt: str = "text",
     sort_key: str | None = None,
@@ -101,6 +104,7 @@ def snapshot(
     interval: float | None = None,
     output: str | None = None,
     root: str | None = None,
+    tagfiles: Sequence[str] = (),
 ) -> None:
     """Print the kernel pool (or slab) counters once, as text, JSON or CSV."""
     from pooltop.native import open_source
@@ -129,18 +133,24 @@ def snapshot(
     rows = sort_rows(counters, key, order, changes, rows)
     if top is not None:
         rows = rows[:top]
-    text = FORMATTERS[fmt](sample.snapshot, rows, changes=changes, owners=_owner_lookup())
+    owners = owner_lookup(sample.snapshot, tagfiles)
+    text = FORMATTERS[fmt](sample.snapshot, rows, changes=changes, owners=owners)
     _emit(text, output)
 
 
-def _owner_lookup() -> OwnerLookup | None:
-    """The tag database's lookup for exports, or None where it is not available."""
-    try:
-        from pooltop.tagdb import resolve
-    except ImportError:
-        return None
-    factory = getattr(resolve, "default_lookup", None)
-    return factory() if factory is not None else None
+def owner_lookup(snap: Snapshot, tagfiles: Sequence[str] = ()) -> OwnerLookup:
+    """Who owns each row of `snap`: pooltag.txt / localtag.txt / the overlay, and on Linux the slab
+    descriptions with the cache's SLUB alias group."""
+    from pooltop.tagdb.resolve import TagDatabase
+
+    slab = snap.source == "linux-slab"
+    db = TagDatabase.load(tagfiles, slabs=slab)
+    aliases = snap.aliases
+
+    def lookup(tag: str, pool: Pool) -> Sequence[OwnerCandidate]:
+        return db.candidates(tag, aliases.get(tag, ()) if pool is Pool.SLAB else ())
+
+    return lookup
 
 
 def _emit(text: str, output: str | None) -> None:

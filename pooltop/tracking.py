@@ -53,6 +53,13 @@ def align(reference: CounterSet, current: CounterSet) -> IndexArray:
     )
 
 
+def _is_identity(mapping: IndexArray) -> bool:
+    n = len(mapping)
+    if n == 0:
+        return True
+    return int(mapping[0]) == 0 and int(mapping[-1]) == n - 1 and bool(np.all(np.diff(mapping) == 1))
+
+
 def _wrap32(d: Int64Array) -> Int64Array:
     return np.mod(d, U32)
 
@@ -101,11 +108,19 @@ def compute_deltas(
     `counter_bits` of the current set says whether allocs/frees are 32-bit wrapping counters
     (Windows class 22) or wide ones (class 255, recordings); Linux sets have no alloc counts.
     """
-    idx = align(reference, current) if mapping is None else mapping
-    present = idx >= 0
-    safe = np.where(present, idx, 0)
+    if mapping is None:
+        identical = current.same_keys(reference)
+        idx = np.arange(len(current), dtype=np.intp) if identical else align(reference, current)
+    else:
+        idx = mapping
+        identical = len(reference) == len(current) and _is_identity(idx)
+    present = np.ones(len(current), dtype=np.bool_) if identical else idx >= 0
+    safe = idx if identical else np.where(present, idx, 0)
 
     def prior(column: Int64Array) -> Int64Array:
+        if identical:
+            # Same rows in the same order (the usual refresh): no gather needed.
+            return column
         out: Int64Array = np.where(present, column[safe] if len(column) else 0, 0)
         return out
 
@@ -125,9 +140,12 @@ def compute_deltas(
         d_frees = d_allocs
         d_diff = current.diff - prior(reference.diff)
 
-    gone = np.ones(len(reference), dtype=np.bool_)
-    gone[idx[present]] = False
-    vanished = reference.select(gone) if gone.any() else CounterSet.empty()
+    if identical:
+        vanished = CounterSet.empty()
+    else:
+        gone = np.ones(len(reference), dtype=np.bool_)
+        gone[idx[present]] = False
+        vanished = reference.select(gone) if gone.any() else CounterSet.empty()
     for arr in (d_allocs, d_frees, d_diff, d_bytes):
         arr.flags.writeable = False
     is_new = ~present
@@ -152,17 +170,17 @@ class LeakThresholds:
     leak_min_growth_share: float = 0.01  # ... or this share of the starting size, whichever is larger
 
 
-def theil_sen_slopes(times: FloatArray, values: FloatArray) -> FloatArray:
+def theil_sen_slopes(times: FloatArray, values: FloatArray, max_points: int = 12) -> FloatArray:
     """Robust slope (median of pairwise slopes) of each column of `values` (shape T x N) over `times`.
 
-    NaN samples (counter absent then) are ignored pair-wise. At most ~24 points are used, spread
-    over the series, so the cost stays bounded for long windows.
+    NaN samples (counter absent then) are ignored pair-wise. At most `max_points` samples, spread
+    over the series, are used, so the cost per counter stays bounded for long windows.
     """
-    t_count = len(times)
-    if t_count < 2 or values.shape[1] == 0:
-        return np.zeros(values.shape[1], dtype=np.float64)
-    if t_count > 24:
-        pick = np.unique(np.linspace(0, t_count - 1, 24).round().astype(np.intp))
+    t_count, n = values.shape
+    if t_count < 2 or n == 0:
+        return np.zeros(n, dtype=np.float64)
+    if t_count > max_points:
+        pick = np.unique(np.linspace(0, t_count - 1, max_points).round().astype(np.intp))
         times = times[pick]
         values = values[pick]
     i, j = np.triu_indices(len(times), k=1)
@@ -170,15 +188,17 @@ def theil_sen_slopes(times: FloatArray, values: FloatArray) -> FloatArray:
     ok_t = dt > 0
     i, j, dt = i[ok_t], j[ok_t], dt[ok_t]
     if len(dt) == 0:
-        return np.zeros(values.shape[1], dtype=np.float64)
-    pair_slopes = (values[j] - values[i]) / dt[:, None]
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            med = np.nanmedian(pair_slopes, axis=0)
-    out: FloatArray = np.where(np.isnan(med), 0.0, med)
+        return np.zeros(n, dtype=np.float64)
+    # counters x pairs, contiguous per counter so the sort below runs along memory
+    cols = np.ascontiguousarray(values.T)
+    pair_slopes = (cols[:, j] - cols[:, i]) / dt
+    pair_slopes.sort(axis=1)  # NaN sorts last
+    valid = (~np.isnan(pair_slopes)).sum(axis=1)
+    lo = np.maximum(valid - 1, 0) // 2
+    hi = valid // 2
+    rows = np.arange(n)
+    med = (pair_slopes[rows, lo] + pair_slopes[rows, np.minimum(hi, pair_slopes.shape[1] - 1)]) / 2
+    out: FloatArray = np.where(valid > 0, med, 0.0)
     return out
 
 
@@ -214,10 +234,10 @@ def score_window(
     A counter is a leak when it grows in most intervals it changes in, rarely shrinks, grows by a
     meaningful amount and has a positive robust slope. Saw-tooth alloc/free cycles have many
     downs and stay low; a cache that warmed up and stopped growing loses its ups as the window
-    slides on.
+    slides on. The Tracker computes the same counts incrementally (see _LeakWindow).
     """
     t_count, n = values.shape
-    if t_count < 2 or n == 0:
+    if t_count == 0 or n == 0:
         return LeakScores.empty(n)
     valid = ~np.isnan(values)
     samples = valid.sum(axis=0).astype(np.int64)
@@ -230,8 +250,22 @@ def score_window(
     cols = np.arange(n)
     first = values[first_row, cols]
     last = values[last_row, cols]
-    growth = np.where(samples > 0, last - first, 0.0)
+    return classify(times, values, samples, ups, downs, first, last, thresholds)
 
+
+def classify(
+    times: FloatArray,
+    values: FloatArray,
+    samples: Int64Array,
+    ups: Int64Array,
+    downs: Int64Array,
+    first: FloatArray,
+    last: FloatArray,
+    thresholds: LeakThresholds,
+) -> LeakScores:
+    """Levels and scores from per-counter window statistics (see score_window)."""
+    n = len(samples)
+    growth = np.where(samples > 0, last - first, 0.0)
     th = thresholds
     candidate = (samples >= th.min_samples) & (ups >= th.watch_min_ups) & (growth > 0) & (ups > downs)
     slope = np.zeros(n, dtype=np.float64)
@@ -258,6 +292,60 @@ def score_window(
     for arr in (levels, score, slope, ups, downs, growth, samples):
         arr.flags.writeable = False
     return LeakScores(levels, score, slope, ups, downs, growth, samples)
+
+
+class _LeakWindow:
+    """The last `size` samples of every counter's bytes, with up/down counts kept incrementally.
+
+    score_window() recounts a T x N matrix every call; at 50,000 counters that costs more than the
+    rest of a refresh, so the tracker keeps the counts per row and adjusts them by the step that
+    enters and the one that leaves the window. A row's valid samples are always a suffix of the
+    window (a counter that vanishes is dropped; when it returns it starts anew).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.values = _SeriesBuffer(size, np.float64, thin=False)
+        self.signs = _SeriesBuffer(size - 1, np.int8, thin=False, fill=0)
+        self.ups = np.zeros(0, dtype=np.int64)
+        self.downs = np.zeros(0, dtype=np.int64)
+        self.age = np.zeros(0, dtype=np.int64)
+
+    def push(self, mapping: IndexArray, t: float, bytes_: Int64Array, thresholds: LeakThresholds
+             ) -> LeakScores:
+        n = len(bytes_)
+        identity = len(self.age) == n and _is_identity(mapping)
+        if not identity:
+            present = mapping >= 0
+            safe = np.where(present, mapping, 0)
+            self.ups, self.downs, self.age = (
+                np.where(present, arr[safe], 0) if len(arr) else np.zeros(n, dtype=np.int64)
+                for arr in (self.ups, self.downs, self.age)
+            )
+        self.values.realign(mapping, n)
+        self.signs.realign(mapping, n)
+        cur = bytes_.astype(np.float64)
+        if len(self.values):
+            with np.errstate(invalid="ignore"):
+                step = np.sign(cur - self.values.values[-1])
+            step = np.where(self.age > 0, step, 0.0).astype(np.int8)
+        else:
+            step = np.zeros(n, dtype=np.int8)
+        if len(self.signs) == self.signs.capacity:
+            leaving = self.signs.values[0]
+            self.ups -= leaving > 0
+            self.downs -= leaving < 0
+        self.signs.append(t, step)
+        self.ups += step > 0
+        self.downs += step < 0
+        self.age += 1
+        self.values.append(t, bytes_)
+
+        window = np.asarray(self.values.values, dtype=np.float64)
+        rows = len(self.values)
+        samples = np.minimum(self.age, rows)
+        first = window[rows - samples, np.arange(n)] if n else np.zeros(0)
+        return classify(self.values.times, window, samples, self.ups.copy(), self.downs.copy(), first, cur,
+                        thresholds)
 
 
 # --- the tracker --------------------------------------------------------------------------------
@@ -291,11 +379,12 @@ class _SeriesBuffer:
     bounded memory.
     """
 
-    def __init__(self, capacity: int, dtype: type[np.floating[Any]], thin: bool) -> None:
+    def __init__(self, capacity: int, dtype: type[np.number[Any]], thin: bool, fill: float = np.nan) -> None:
         self.capacity = capacity
         self.dtype = dtype
         self.thin = thin
-        self._buf: npt.NDArray[np.floating[Any]] = np.zeros((2 * capacity, 0), dtype=dtype)
+        self.fill = fill
+        self._buf: npt.NDArray[np.number[Any]] = np.zeros((2 * capacity, 0), dtype=dtype)
         self._times = np.zeros(2 * capacity, dtype=np.float64)
         self._start = 0
         self._end = 0
@@ -304,7 +393,7 @@ class _SeriesBuffer:
         return self._end - self._start
 
     @property
-    def values(self) -> npt.NDArray[np.floating[Any]]:
+    def values(self) -> npt.NDArray[np.number[Any]]:
         return self._buf[self._start : self._end]
 
     @property
@@ -314,7 +403,7 @@ class _SeriesBuffer:
     def realign(self, mapping: IndexArray, n_new: int) -> None:
         if self._buf.shape[1] == n_new and np.array_equal(mapping, np.arange(n_new)):
             return
-        new = np.full((self._buf.shape[0], n_new), np.nan, dtype=self.dtype)
+        new = np.full((self._buf.shape[0], n_new), self.fill, dtype=self.dtype)
         present = mapping >= 0
         if len(self) and self._buf.shape[1]:
             new[self._start : self._end, present] = self._buf[self._start : self._end, mapping[present]]
@@ -368,7 +457,7 @@ class Tracker:
         self._previous: Snapshot | None = None
         self._baseline: Snapshot | None = None
         self._baseline_map: tuple[CounterSet, IndexArray] | None = None
-        self._window = _SeriesBuffer(window, np.float64, thin=False)
+        self._window = _LeakWindow(window)
         self._history_capacity = max(history, 8)
         self._hist_bytes: _SeriesBuffer | None = None
         self._hist_diff: _SeriesBuffer | None = None
@@ -412,11 +501,8 @@ class Tracker:
 
         t = snap.monotonic_ns / 1e9
         n = len(counters)
-        self._window.realign(mapping, n)
-        self._window.append(t, counters.bytes)
+        leak = self._window.push(mapping, t, counters.bytes, self.thresholds)
         self._record_history(mapping, n, t, counters)
-        window = np.asarray(self._window.values, dtype=np.float64)
-        leak = score_window(self._window.times, window, self.thresholds)
 
         self._previous = snap
         self._count += 1

@@ -218,3 +218,37 @@ def test_tracker_deltas_match_a_reference(sequence: list[list[tuple[str, int, in
             assert set(sample.interval.vanished.keys()) == set(prev) - set(cur)
         assert len(sample.leak.levels) == len(rows)
         prev = cur
+
+
+@given(
+    st.lists(
+        st.dictionaries(st.sampled_from(TAGS), st.integers(0, 1 << 24), min_size=0, max_size=5),
+        min_size=1, max_size=25,
+    ),
+    st.integers(2, 8),
+)
+@settings(max_examples=150, deadline=None)
+def test_incremental_leak_window_matches_the_batch_score(steps: list[dict[str, int]], window: int) -> None:
+    """The tracker's incremental counts equal score_window over an independently kept matrix."""
+    th = LeakThresholds(min_samples=2, watch_min_ups=1, suspect_min_ups=2, leak_min_ups=2,
+                        leak_min_growth_bytes=1)
+    tr = Tracker(window=window, thresholds=th)
+    history: list[tuple[float, dict[str, int]]] = []
+    for i, values in enumerate(steps):
+        sample = tr.update(make_snapshot([(t, NP, 0, 0, b) for t, b in values.items()], float(i),
+                                         diff=[0] * len(values)))
+        history.append((float(i), values))
+        recent = history[-window:]
+        tags = list(sample.counters.tags)
+        matrix = np.full((len(recent), len(tags)), np.nan)
+        for r, (_, vals) in enumerate(recent):
+            for c, tag in enumerate(tags):
+                # a counter's run of samples must be unbroken up to now to count (it restarts when it returns)
+                if tag in vals and all(tag in v for _, v in recent[r:]):
+                    matrix[r, c] = vals[tag]
+        batch = score_window(np.array([t for t, _ in recent]), matrix, th)
+        assert sample.leak.ups.tolist() == batch.ups.tolist()
+        assert sample.leak.downs.tolist() == batch.downs.tolist()
+        assert sample.leak.samples.tolist() == batch.samples.tolist()
+        assert sample.leak.growth.tolist() == batch.growth.tolist()
+        assert sample.leak.levels.tolist() == batch.levels.tolist()

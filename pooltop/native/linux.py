@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -84,6 +85,7 @@ def _check_header(head: str) -> None:
 
 
 _NUMERIC_FIELDS = (1, 2, 3, 4, 5, 14)
+_TOO_LONG = re.compile(rb"\d{19}")
 
 
 def _parse_body_fast(body: bytes) -> SlabTable | None:
@@ -100,11 +102,13 @@ def _parse_body_fast(body: bytes) -> SlabTable | None:
     numeric: list[bytes] = []
     for i in _NUMERIC_FIELDS:
         numeric += toks[i::_DATA_FIELDS]
-    try:
-        values = np.array(numeric, dtype=np.int64)
-    except (ValueError, OverflowError):
+    joined = b" ".join(numeric)
+    # Digits only, and short enough for int64: anything else goes to the careful parser.
+    if n and (not joined.replace(b" ", b"").isdigit() or _TOO_LONG.search(joined)):
         return None
-    if values.size and values.min() < 0:
+    # One C-level parse of all numbers; int() per token costs 3x more on a 250-cache machine.
+    values = np.fromstring(joined.decode("ascii"), dtype=np.int64, sep=" ") if n else np.zeros(0)
+    if values.size != len(numeric):
         return None
     return SlabTable.from_columns(tuple(t.decode("utf-8", "replace") for t in toks[0::_DATA_FIELDS]), values)
 

@@ -11,3 +11,8 @@ def tags() -> None:
 
 
 # Subcommands register themselves below (one module each).
+
+from pooltop.tagdb.lookup_cli import lookup  # noqa: E402
+
+tags.add_command(lookup)
+

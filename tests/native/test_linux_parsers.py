@@ -84,6 +84,8 @@ def test_empty_cache_list_is_valid() -> None:
         (HEADER + slab_line(*ROWS[0]) + slab_line(*ROWS[1]).replace(" : slabdata", " ; slabdata"),
          "line 4 is malformed"),
         (HEADER + slab_line(*ROWS[0]).replace(" 357 ", " -357 "), "line 3 has a negative count"),
+        (HEADER + slab_line(*ROWS[0]).replace(" 357 ", " 99999999999999999999 "),
+         "line 3 has a number out of range"),
     ],
 )
 def test_bad_slabinfo_gives_a_clear_error(text: str, message: str) -> None:
