@@ -19,7 +19,7 @@ from pooltop.record.formats import OwnerLookup
 from pooltop.tagdb import OwnerCandidate
 
 SORT_CHOICES = ("tag", "allocs", "frees", "diff", "bytes", "peralloc", "dallocs", "dfrees", "ddiff", "dbytes")
-POOL_CHOICES = ("paged", "nonpaged", "session", "slab", "all")
+POOL_CHOICES = ("paged", "nonpaged", "session", "slab", "all")  # "process" rows live in `pooltop processes`
 
 
 def parse_interval(text: str) -> float:
@@ -166,9 +166,12 @@ def _emit(text: str, output: str | None) -> None:
 
 
 def _register_subcommands() -> None:
+    from pooltop.record.cli import record, report
     from pooltop.tagdb.cli import tags
 
     cli.add_command(tags)
+    cli.add_command(record)
+    cli.add_command(report)
 
 
 _register_subcommands()

@@ -33,6 +33,7 @@ class Pool(enum.IntEnum):
     PAGED = 1
     SESSION = 2
     SLAB = 3
+    PROCESS = 4  # a user-mode process's memory, tracked like a tag (pooltop processes)
 
     @property
     def label(self) -> str:
@@ -41,7 +42,8 @@ class Pool(enum.IntEnum):
     @property
     def short(self) -> str:
         """poolmon's one-word type column."""
-        return {Pool.NONPAGED: "Nonp", Pool.PAGED: "Paged", Pool.SESSION: "Sess", Pool.SLAB: "Slab"}[self]
+        return {Pool.NONPAGED: "Nonp", Pool.PAGED: "Paged", Pool.SESSION: "Sess", Pool.SLAB: "Slab",
+                Pool.PROCESS: "Proc"}[self]
 
     @classmethod
     def parse(cls, text: str) -> Pool:

@@ -46,3 +46,52 @@ needs_root = pytest.mark.skipif(
     not sys.platform.startswith("linux") or os.geteuid() != 0,
     reason="reading /proc/slabinfo needs root (CI runs as root)",
 )
+
+
+LEAKER = """
+import os, resource, sys, time
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+per_step, step_s, steps = (float(x) for x in sys.argv[1:4])
+budget = (hard - 64) // 2  # pipes we may hold: two fds each
+fds = []
+print("ready", flush=True)
+for _ in range(int(steps)):
+    for _ in range(int(min(per_step, budget - len(fds)))):
+        fds.append(os.pipe())
+    time.sleep(step_s)
+sys.stdin.read()  # hold everything until the test closes our stdin
+"""
+
+
+class PipeLeaker:
+    """A child process that opens `per_step` pipes every `step_s` seconds and holds them: a real,
+    steady kernel memory leak (filp, dentry, inode and pipe buffers grow in the slab)."""
+
+    def __init__(self, per_step: int, step_s: float, steps: int) -> None:
+        import subprocess
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", LEAKER, str(per_step), str(step_s), str(steps)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            self.proc.kill()
+            raise RuntimeError("the pipe leaker did not start")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=30)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> PipeLeaker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -107,9 +107,8 @@ def snapshot_to_json(
     if changes is not None:
         out["interval_s"] = round(changes.seconds, 3)
         out["vanished"] = [
-            {"tag": t, "pool": Pool(int(p)).label} for t, p in zip(changes.vanished.tags,
-                                                                   changes.vanished.pools.tolist(),
-                                                                   strict=True)
+            {"tag": t, "pool": Pool(int(p)).label}
+            for t, p in zip(changes.vanished.tags, changes.vanished.pools.tolist(), strict=True)
         ]
     if snap.warnings:
         out["warnings"] = list(snap.warnings)
@@ -149,11 +148,23 @@ def format_csv(
     w.writerow(header)
     for i in _rows(c, rows):
         pool = Pool(int(c.pools[i]))
-        row: list[object] = [c.tags[i], pool.label, int(c.allocs[i]), int(c.frees[i]), int(c.diff[i]),
-                             int(c.bytes[i]), round(float(per_alloc[i]), 1)]
+        row: list[object] = [
+            c.tags[i],
+            pool.label,
+            int(c.allocs[i]),
+            int(c.frees[i]),
+            int(c.diff[i]),
+            int(c.bytes[i]),
+            round(float(per_alloc[i]), 1),
+        ]
         if changes is not None:
-            row += [int(changes.allocs[i]), int(changes.frees[i]), int(changes.diff[i]),
-                    int(changes.bytes[i]), int(bool(changes.is_new[i]))]
+            row += [
+                int(changes.allocs[i]),
+                int(changes.frees[i]),
+                int(changes.diff[i]),
+                int(changes.bytes[i]),
+                int(bool(changes.is_new[i])),
+            ]
         row += [int(c.extra[k][i]) for k in extras]
         if leak is not None:
             row.append(LeakLevel(int(leak.levels[i])).label)
@@ -186,8 +197,9 @@ def format_text(
         f"{snap.taken_at.strftime('%Y-%m-%d %H:%M:%S')} UTC  source {snap.source}"
         + (f"  interval {changes.seconds:.1f}s" if changes is not None else ""),
     ]
-    totals = [f"{_TOTAL_LABELS.get(k, k)} {human_bytes(v)}" for k, v in snap.totals.items()
-              if k in _TOTAL_LABELS]
+    totals = [
+        f"{_TOTAL_LABELS.get(k, k)} {human_bytes(v)}" for k, v in snap.totals.items() if k in _TOTAL_LABELS
+    ]
     if totals:
         lines.append("  ".join(totals))
     for w in snap.warnings:

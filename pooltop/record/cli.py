@@ -1,0 +1,185 @@
+"""`pooltop record` and `pooltop report`."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import sys
+from collections.abc import Sequence
+
+import click
+
+from pooltop.errors import PooltopError
+from pooltop.model import Snapshot
+from pooltop.record.formats import OwnerLookup
+
+
+def parse_size(text: str) -> int:
+    """'500M', '2G', '100MB', '1.5GiB', '4096' -> bytes (binary units)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise click.BadParameter(f"{text!r} is not a size (e.g. 500M, 2G)")
+    value = float(m.group(1)) * 1024 ** " kmgt".index(m.group(2).lower() or " ")
+    if value < 64 * 1024:
+        raise click.BadParameter(f"{text!r} is too small for a recording (at least 64K)")
+    return int(value)
+
+
+class Size(click.ParamType):  # type: ignore[type-arg]
+    name = "size"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except click.BadParameter as e:
+            self.fail(e.message, param, ctx)
+
+
+def _duration_type() -> click.ParamType:  # type: ignore[type-arg]
+    from pooltop.cli import Duration
+
+    return Duration()
+
+
+@click.command()
+@click.option(
+    "--output",
+    "-o",
+    "path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The recording file (SQLite). An existing recording of this host is continued.",
+)
+@click.option(
+    "--interval",
+    "-i",
+    type=_duration_type(),
+    default=15.0,
+    show_default=True,
+    help="Time between samples (e.g. 15s, 1m, 500ms).",
+)
+@click.option(
+    "--duration",
+    "-d",
+    type=_duration_type(),
+    default=None,
+    help="Stop after this long (e.g. 24h). Default: until Ctrl+C or SIGTERM.",
+)
+@click.option(
+    "--max-size", type=Size(), default=None, help="Stop when the file reaches this size (e.g. 500M)."
+)
+@click.option(
+    "--tagfile",
+    "tagfiles",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="A pooltag.txt-format file to name tag owners. Repeatable.",
+)
+@click.option("--root", type=click.Path(file_okay=False), default=None, hidden=True)
+def record(
+    path: str,
+    interval: float,
+    duration: float | None,
+    max_size: int | None,
+    tagfiles: Sequence[str],
+    root: str | None,
+) -> None:
+    """Record samples unattended into FILE, for hours; stop with Ctrl+C or SIGTERM.
+
+    Stores what changed between samples plus periodic full frames, one transaction per sample, so
+    the file survives a crash. Analyse it with `pooltop report FILE`; replay it with `pooltop view FILE`.
+    """
+    from pooltop.cli import owner_lookup
+    from pooltop.native import open_source
+    from pooltop.record.recorder import record as run
+
+    def owners_for(snap: Snapshot) -> OwnerLookup:
+        return owner_lookup(snap, tagfiles)
+
+    def say(text: str) -> None:
+        click.echo(text, err=True)
+
+    with open_source(root=root) as source:
+        result = run(source, path, interval, duration, max_size, owners_for, say)
+    if not result.ok:
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--format", "-f", "fmt", type=click.Choice(("text", "json", "html")), default="text", show_default=True
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write to FILE (atomically) instead of standard output.",
+)
+@click.option("--all", "include_stable", is_flag=True, help="List stable counters too.")
+@click.option("--top", "-n", type=click.IntRange(min=1), default=None, help="Only the first N counters.")
+@click.option(
+    "--min-growth",
+    type=Size(),
+    default=None,
+    help="Growth a leak verdict needs (default 256K, or 2%% of the starting size).",
+)
+@click.option(
+    "--min-fit",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="R^2 of the trend line a leak verdict needs (default 0.8).",
+)
+@click.option(
+    "--min-up",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Share of changes that must be increases for a leak (default 0.75).",
+)
+@click.option(
+    "--points",
+    type=click.IntRange(min=10),
+    default=2000,
+    show_default=True,
+    help="Analyse at most this many evenly spaced samples.",
+)
+def report(
+    file: str,
+    fmt: str,
+    output: str | None,
+    include_stable: bool,
+    top: int | None,
+    min_growth: int | None,
+    min_fit: float | None,
+    min_up: float | None,
+    points: int,
+) -> None:
+    """Rank the counters of a recording by how much they look like a leak.
+
+    Verdicts: leak, suspect, watch, stable; most serious first. `--format html` writes one
+    self-contained file with a chart per top suspect and the system totals over time.
+    """
+    from pooltop.report.analysis import ReportThresholds
+    from pooltop.report.render import RENDERERS, build_report
+
+    _check_no_stdout_html(fmt, output)
+    th = ReportThresholds()
+    changes = {
+        "leak_min_growth_bytes": min_growth,
+        "leak_min_r2": min_fit,
+        "leak_min_monotony": min_up,
+    }
+    th = dataclasses.replace(th, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+    rep = build_report(file, th, max_points=points)
+    text = RENDERERS[fmt](rep, include_stable, top)
+    from pooltop.cli import _emit
+
+    _emit(text, output)
+
+
+def _check_no_stdout_html(fmt: str, output: str | None) -> None:
+    if fmt == "html" and output is None and sys.stdout.isatty():
+        raise PooltopError("an HTML report is a file: give -o report.html")
