@@ -54,8 +54,8 @@ class Pool(enum.IntEnum):
         raise ValueError(f"unknown pool type {text!r} (use paged, nonpaged, session or slab)")
 
 
-def _frozen(values: Any, dtype: type[np.generic]) -> Any:
-    arr = np.array(values, dtype=dtype, copy=True)
+def _frozen(values: Any, dtype: type[np.generic], copy: bool = True) -> Any:
+    arr = np.array(values, dtype=dtype, copy=True) if copy else np.asarray(values, dtype=dtype)
     arr.flags.writeable = False
     return arr
 
@@ -93,16 +93,19 @@ class CounterSet:
         extra: Mapping[str, npt.ArrayLike] | None = None,
         has_alloc_counts: bool = True,
         counter_bits: int = 32,
+        copy: bool = True,
     ) -> CounterSet:
+        """A set from columns. With copy=False the set takes ownership of numpy arrays given in the
+        right dtype (they become read-only): decoders that made fresh arrays save the copies."""
         n = len(tags)
         columns = {
-            "pools": _frozen(pools, np.uint8),
-            "allocs": _frozen(allocs, np.int64),
-            "frees": _frozen(frees, np.int64),
-            "diff": _frozen(diff, np.int64),
-            "bytes": _frozen(bytes_, np.int64),
+            "pools": _frozen(pools, np.uint8, copy),
+            "allocs": _frozen(allocs, np.int64, copy),
+            "frees": _frozen(frees, np.int64, copy),
+            "diff": _frozen(diff, np.int64, copy),
+            "bytes": _frozen(bytes_, np.int64, copy),
         }
-        ext = {k: _frozen(v, np.int64) for k, v in (extra or {}).items()}
+        ext = {k: _frozen(v, np.int64, copy) for k, v in (extra or {}).items()}
         for name, col in (*columns.items(), *ext.items()):
             if col.shape != (n,):
                 raise ValueError(f"column {name} has {col.shape[0] if col.ndim else 0} rows, expected {n}")

@@ -68,7 +68,7 @@ def open_source(platform: str | None = None, root: str | None = None) -> Source:
 
         return LinuxSource()
     if plat == "win32":
-        from pooltop.native.windows import WindowsSource  # type: ignore[attr-defined,unused-ignore]
+        from pooltop.native.windows import WindowsSource
 
         source: Source = WindowsSource()
         return source

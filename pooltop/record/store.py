@@ -226,7 +226,8 @@ def _connect(path: str, create: bool) -> sqlite3.Connection:
         if not os.path.isdir(folder):
             raise PooltopError(f"cannot write {path}: folder {folder} does not exist")
     try:
-        con = sqlite3.connect(path, timeout=10, isolation_level=None)
+        # check_same_thread off: a replay is read by the UI's sampling thread; callers serialise access.
+        con = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
         con.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode: a committed sample survives a process crash; only a power loss can
         # drop the last few, and the file stays consistent either way.

@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import sqlite3
 
-import numpy as np
 import pytest
-from helpers import make_snapshot
+from helpers import as_dict, churn, make_snapshot
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,42 +15,6 @@ from pooltop.model import HostInfo, Pool, Snapshot
 from pooltop.record.store import Recording, RecordingFull, RecordingWriter, read_series
 
 NP, PG = int(Pool.NONPAGED), int(Pool.PAGED)
-
-
-def as_dict(snap: Snapshot) -> dict[tuple[str, int], tuple[int, int, int, int]]:
-    c = snap.counters
-    return {
-        k: (int(c.allocs[i]), int(c.frees[i]), int(c.diff[i]), int(c.bytes[i]))
-        for i, k in enumerate(c.keys())
-    }
-
-
-def churn(steps: int, seed: int = 0) -> list[Snapshot]:
-    """Snapshots where counters change, appear and vanish, with 32-bit wraps."""
-    rng = np.random.default_rng(seed)
-    live: dict[tuple[str, int], list[int]] = {}
-    out = []
-    for step in range(steps):
-        for _ in range(rng.integers(0, 4)):
-            live[(f"T{rng.integers(0, 40):03d}", int(rng.choice([NP, PG])))] = [
-                int(rng.integers(0, 1 << 32)),
-                int(rng.integers(0, 1 << 32)),
-                int(rng.integers(0, 1 << 40)),
-            ]
-        for key in list(live):
-            r = rng.random()
-            if r < 0.05:
-                del live[key]
-            elif r < 0.6:
-                a, f, b = live[key]
-                live[key] = [
-                    (a + int(rng.integers(0, 500))) % (1 << 32),
-                    (f + int(rng.integers(0, 500))) % (1 << 32),
-                    max(0, b + int(rng.integers(-5000, 5000))),
-                ]
-        rows = [(t, p, a, f, b) for (t, p), (a, f, b) in live.items()]
-        out.append(make_snapshot(rows, float(step)))
-    return out
 
 
 def test_every_sample_comes_back_exactly(tmp_path) -> None:
