@@ -144,7 +144,13 @@ def owner_lookup(snap: Snapshot, tagfiles: Sequence[str] = ()) -> OwnerLookup:
     from pooltop.tagdb.resolve import TagDatabase
 
     slab = snap.source == "linux-slab"
-    db = TagDatabase.load(tagfiles, slabs=slab)
+    if slab:
+        db = TagDatabase.load(tagfiles, slabs=True)
+    else:
+        from pooltop.tagdb.scanner import cached_owner_candidates
+
+        # what an earlier `pooltop tags scan` found stays an answer (read from its cache, no rescan)
+        db = TagDatabase.load(tagfiles, scan=cached_owner_candidates())
     aliases = snap.aliases
 
     def lookup(tag: str, pool: Pool) -> Sequence[OwnerCandidate]:
@@ -172,6 +178,10 @@ def _register_subcommands() -> None:
     cli.add_command(tags)
     cli.add_command(record)
     cli.add_command(report)
+    from pooltop.share.cli import COMMANDS as share_commands
+
+    for command in share_commands:
+        cli.add_command(command)
 
 
 _register_subcommands()

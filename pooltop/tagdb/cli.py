@@ -16,3 +16,6 @@ from pooltop.tagdb.lookup_cli import lookup  # noqa: E402
 
 tags.add_command(lookup)
 
+from pooltop.tagdb.scan_cli import scan  # noqa: E402
+
+tags.add_command(scan)

@@ -109,7 +109,10 @@ def lookup(tag_args: tuple[str, ...], tagfiles: tuple[Path, ...], fmt: str, slab
     known"), 1 when none has, or when a --tagfile cannot be read; 2 for a malformed TAG.
     """
     keys = [_tag_argument(text, slab) for text in tag_args]
-    db = TagDatabase.load(tagfiles, discover=not slab, slabs=slab)  # pooltag.txt knows no slab
+    from pooltop.tagdb.scanner import cached_owner_candidates
+
+    # pooltag.txt and driver scans know no slab caches
+    db = TagDatabase.load(tagfiles, discover=not slab, slabs=slab, scan=() if slab else cached_owner_candidates())
     _warn_about_sources(db, slab)
     results = [(key, db.candidates(key)) for key in keys]
     if fmt == "json":
