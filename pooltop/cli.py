@@ -178,10 +178,6 @@ def _register_subcommands() -> None:
     cli.add_command(tags)
     cli.add_command(record)
     cli.add_command(report)
-    from pooltop.share.cli import COMMANDS as share_commands
-
-    for command in share_commands:
-        cli.add_command(command)
 
 
 _register_subcommands()

@@ -112,7 +112,8 @@ def lookup(tag_args: tuple[str, ...], tagfiles: tuple[Path, ...], fmt: str, slab
     from pooltop.tagdb.scanner import cached_owner_candidates
 
     # pooltag.txt and driver scans know no slab caches
-    db = TagDatabase.load(tagfiles, discover=not slab, slabs=slab, scan=() if slab else cached_owner_candidates())
+    scan = () if slab else cached_owner_candidates()
+    db = TagDatabase.load(tagfiles, discover=not slab, slabs=slab, scan=scan)
     _warn_about_sources(db, slab)
     results = [(key, db.candidates(key)) for key in keys]
     if fmt == "json":
