@@ -172,12 +172,12 @@ def _emit(text: str, output: str | None) -> None:
 
 
 def _register_subcommands() -> None:
+    from pooltop.exporter.command import serve
     from pooltop.record.cli import record, report
     from pooltop.tagdb.cli import tags
 
-    cli.add_command(tags)
-    cli.add_command(record)
-    cli.add_command(report)
+    for command in (tags, record, report, serve):
+        cli.add_command(command)
 
 
 _register_subcommands()
