@@ -174,9 +174,10 @@ def _emit(text: str, output: str | None) -> None:
 def _register_subcommands() -> None:
     from pooltop.exporter.command import serve
     from pooltop.record.cli import record, report
+    from pooltop.share.cli import COMMANDS as share_commands
     from pooltop.tagdb.cli import tags
 
-    for command in (tags, record, report, serve):
+    for command in (tags, record, report, serve, *share_commands):
         cli.add_command(command)
 
 

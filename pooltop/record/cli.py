@@ -108,7 +108,7 @@ def record(
 
 
 @click.command()
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("files", metavar="FILE...", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option(
     "--format", "-f", "fmt", type=click.Choice(("text", "json", "html")), default="text", show_default=True
 )
@@ -147,7 +147,7 @@ def record(
     help="Analyse at most this many evenly spaced samples.",
 )
 def report(
-    file: str,
+    files: tuple[str, ...],
     fmt: str,
     output: str | None,
     include_stable: bool,
@@ -161,6 +161,10 @@ def report(
 
     Verdicts: leak, suspect, watch, stable; most serious first. `--format html` writes one
     self-contained file with a chart per top suspect and the system totals over time.
+
+    FILE may also be snapshot files (pooltop JSON/CSV exports, poolmon /n logs, WinDbg !poolused
+    output): one snapshot shows who holds memory now but cannot show a leak; two or more of one
+    machine are analysed as a series, in time order.
     """
     from pooltop.report.analysis import ReportThresholds
     from pooltop.report.render import RENDERERS, build_report
@@ -173,8 +177,18 @@ def report(
         "leak_min_monotony": min_up,
     }
     th = dataclasses.replace(th, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
-    rep = build_report(file, th, max_points=points)
-    text = RENDERERS[fmt](rep, include_stable, top)
+    from pooltop.record.store import is_recording
+
+    if len(files) != 1 or not is_recording(files[0]):
+        from pooltop.share.series import report_on_snapshots
+
+        def warn(message: str) -> None:
+            click.echo(f"pooltop: warning: {message}", err=True)
+
+        text = report_on_snapshots(files, fmt, th, include_stable, top, warn)
+    else:
+        rep = build_report(files[0], th, max_points=points)
+        text = RENDERERS[fmt](rep, include_stable, top)
     from pooltop.cli import _emit
 
     _emit(text, output)
