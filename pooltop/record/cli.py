@@ -157,7 +157,7 @@ def report(
     min_up: float | None,
     points: int,
 ) -> None:
-    """Rank the counters of a recording by how much they look like a leak.
+    """Rank the counters of a recording (or of snapshot files) by how much they look like a leak.
 
     Verdicts: leak, suspect, watch, stable; most serious first. `--format html` writes one
     self-contained file with a chart per top suspect and the system totals over time.

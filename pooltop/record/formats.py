@@ -192,11 +192,11 @@ def format_text(
     """A poolmon-like table with a header of system totals."""
     c = snap.counters
     h = snap.host
-    lines = [
-        f"{h.name}  {h.os} {h.os_version} {h.arch}  "
-        f"{snap.taken_at.strftime('%Y-%m-%d %H:%M:%S')} UTC  source {snap.source}"
-        + (f"  interval {changes.seconds:.1f}s" if changes is not None else ""),
-    ]
+    facts = [h.name, " ".join(x for x in (h.os, h.os_version, h.arch) if x),
+             f"{snap.taken_at.strftime('%Y-%m-%d %H:%M:%S')} UTC", f"source {snap.source}"]
+    if changes is not None:
+        facts.append(f"interval {changes.seconds:.1f}s")
+    lines = ["  ".join(f for f in facts if f)]
     totals = [
         f"{_TOTAL_LABELS.get(k, k)} {human_bytes(v)}" for k, v in snap.totals.items() if k in _TOTAL_LABELS
     ]
