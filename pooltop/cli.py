@@ -173,11 +173,12 @@ def _emit(text: str, output: str | None) -> None:
 
 def _register_subcommands() -> None:
     from pooltop.exporter.command import serve
+    from pooltop.process_cli import doctor, processes
     from pooltop.record.cli import record, report
     from pooltop.share.cli import COMMANDS as share_commands
     from pooltop.tagdb.cli import tags
 
-    for command in (tags, record, report, serve, *share_commands):
+    for command in (tags, record, report, serve, processes, doctor, *share_commands):
         cli.add_command(command)
 
 
@@ -187,7 +188,9 @@ _register_subcommands()
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point: maps every failure to a one-line message and the documented exit code."""
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="pooltop", standalone_mode=False)
+        # Without standalone mode click returns what ctx.exit(code) asked for instead of exiting.
+        args = list(argv) if argv is not None else None
+        rv = cli.main(args=args, prog_name="pooltop", standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.ClickException as e:
@@ -205,4 +208,4 @@ def main(argv: Sequence[str] | None = None) -> None:
         # `pooltop snapshot | head`: the reader left; not an error worth a traceback.
         sys.stderr.close()
         sys.exit(0)
-    sys.exit(0)
+    sys.exit(rv if isinstance(rv, int) else 0)
