@@ -174,11 +174,11 @@ def _emit(text: str, output: str | None) -> None:
 def _register_subcommands() -> None:
     from pooltop.exporter.command import serve
     from pooltop.process_cli import doctor, processes
-    from pooltop.record.cli import record, report
+    from pooltop.record.cli import record, report, view
     from pooltop.share.cli import COMMANDS as share_commands
     from pooltop.tagdb.cli import tags
 
-    for command in (tags, record, report, serve, processes, doctor, *share_commands):
+    for command in (tags, record, report, view, serve, processes, doctor, *share_commands):
         cli.add_command(command)
 
 

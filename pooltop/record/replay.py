@@ -101,3 +101,65 @@ class ReplaySource(Source):
 
     def close(self) -> None:
         self.recording.close()
+
+
+class SequenceSource(Source):
+    """Snapshots already in memory (imported files, a few exports) played back like a recording."""
+
+    def __init__(self, snapshots: list[Snapshot], speed: int = 1) -> None:
+        if not snapshots:
+            raise BadInput("nothing to replay: no snapshots")
+        self._snaps = sorted(snapshots, key=lambda s: s.taken_at)
+        self.name = self._snaps[0].source
+        self.speed = speed
+        self.generation = 0
+        self._index = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._snaps)
+
+    @property
+    def position(self) -> int:
+        return self._index
+
+    @property
+    def at_end(self) -> bool:
+        return self._index >= len(self._snaps) - 1
+
+    def seek(self, index: int) -> None:
+        with self._lock:
+            if index < 0:
+                index += len(self._snaps)
+            target = max(0, min(index, len(self._snaps) - 1))
+            if target != self._index:
+                self._index = target
+                self.generation += 1
+
+    def step(self, count: int = 1) -> None:
+        if count == 1 and not self.at_end:
+            with self._lock:
+                self._index += 1
+        else:
+            self.seek(self._index + count)
+
+    def current(self) -> Snapshot:
+        snap = self._snaps[self._index]
+        return dataclasses.replace(snap, monotonic_ns=int(snap.taken_at.timestamp() * 1e9))
+
+    def sample(self) -> Snapshot:
+        snap = self.current()
+        with self._lock:
+            self._index = min(self._index + self.speed, len(self._snaps) - 1)
+        return snap
+
+
+def open_replay(path: str) -> Source:
+    """A replay source for any file pooltop reads: a recording, or snapshot files of any kind."""
+    from pooltop.record.store import is_recording
+
+    if is_recording(path):
+        return ReplaySource(path)
+    from pooltop.share import load_snapshots
+
+    return SequenceSource(list(load_snapshots(path)))

@@ -1,0 +1,549 @@
+"""The live view: poolmon's table and keys, PoolMonX's fading highlights, leak levels per row.
+
+Sampling runs in a worker thread, one sample at a time, re-armed when the previous one ends
+(dolphie's pattern): a slow source never freezes input and samples never overlap. The worker hands
+immutable TrackedSample objects to the UI in messages; the Tracker lives on the sampling side
+(sampler.Sampler).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on
+from textual.app import App, ComposeResult
+from textual.binding import BindingType
+from textual.timer import Timer
+from textual.widgets import Footer, Input
+from textual.worker import Worker, WorkerState
+
+from pooltop.app.detail import DetailInfo, DetailPane, RowFacts
+from pooltop.app.header import HeaderInfo, PoolHeader
+from pooltop.app.help import HelpScreen
+from pooltop.app.keys import PooltopCommands, bindings
+from pooltop.app.messages import BigPoolReady, SampleFailed, SampleReady
+from pooltop.app.sampler import Sampler
+from pooltop.app.table import PoolTable
+from pooltop.app.view import (
+    CHANGE_OF,
+    CHANGE_SORTS,
+    SORT_COLUMN,
+    OwnerBook,
+    PoolMode,
+    TableModel,
+    ViewSettings,
+)
+from pooltop.atomic import atomic_write
+from pooltop.errors import PooltopError
+from pooltop.model import COLUMN_BY_KEY, Pool, Snapshot, Totals
+from pooltop.native import Source
+from pooltop.tagdb import OwnerCandidate
+from pooltop.tracking import LeakLevel, Tracker
+
+OwnerLookup = Callable[[str, Pool], Sequence[OwnerCandidate]]
+
+#: the intervals + and - step through (seconds)
+INTERVALS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 30.0, 60.0)
+#: where `x` writes: a folder, or a file name (may hold {host} and {time}); the extension picks the
+#: format (.json, .csv, .txt), JSON otherwise
+EXPORT_ENV = "POOLTOP_EXPORT"
+EXPORT_FORMATS = {".json": "json", ".csv": "csv", ".txt": "text"}
+#: a sample slower than this share of the interval is called out in the header
+SLOW_SAMPLE_SHARE = 0.5
+#: the shortest pause between the end of one sample and the start of the next
+MIN_GAP_S = 0.01
+
+
+def export_target(spec: str | None, snapshot: Snapshot) -> tuple[str, str]:
+    """(path, format) for an export of `snapshot`, from the user's setting (None: the current folder)."""
+    host = re.sub(r"[^A-Za-z0-9._-]", "_", snapshot.host.name) or "host"
+    stamp = snapshot.taken_at.strftime("%Y%m%d-%H%M%S")
+    default_name = f"pooltop-{host}-{stamp}.json"
+    if not spec:
+        return os.path.join(os.getcwd(), default_name), "json"
+    spec = os.path.expanduser(spec)
+    if os.path.isdir(spec) or spec.endswith(("/", os.sep)):
+        return os.path.join(spec, default_name), "json"
+    path = spec.replace("{host}", host).replace("{time}", stamp)
+    return path, EXPORT_FORMATS.get(Path(path).suffix.lower(), "json")
+
+
+class PooltopApp(App[None]):
+    """The live view. Build it with create_app(); run_live() adds the real source and tag database."""
+
+    CSS_PATH = "pooltop.tcss"
+    TITLE = "pooltop"
+    COMMANDS = App.COMMANDS | {PooltopCommands}
+    BINDINGS: ClassVar[list[BindingType]] = bindings("app")
+    ENABLE_COMMAND_PALETTE = True
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        interval: float = 1.0,
+        owners: OwnerLookup | None = None,
+        tracker: Tracker | None = None,
+        autorefresh: bool = True,
+        export_path: str | None = None,
+        tz: dt.tzinfo | None = None,
+        fade_s: float = 3.0,
+        symbols: bool | None = None,
+        settings: ViewSettings | None = None,
+    ) -> None:
+        super().__init__()
+        self.source = source
+        self.sampler = Sampler(source, tracker)
+        self.interval = interval
+        self.autorefresh = autorefresh
+        self.export_path = export_path
+        self.tz = tz
+        self.symbols = self.no_color if symbols is None else symbols
+        self.owner_book = OwnerBook(owners)
+        self.model = TableModel(self.owner_book, settings)
+        self.fade_s = fade_s
+        self.paused = False
+        self.error: str | None = None
+        self.slow_sample_s: float | None = None
+        self.samples_applied = 0
+        self.first_sample_at: float | None = None  # time.monotonic() when the first sample was drawn
+        self._previous_totals: Totals | None = None
+        self._sampling = False
+        self._sample_again = False
+        self._sample_started = 0.0
+        self._timer: Timer | None = None
+        self._filter_before: str = ""
+        self._big_pool: tuple[str, tuple[object, ...] | None, str | None] | None = None
+        self._detail_key: tuple[str, int] | None = None
+
+    # --- layout -------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        # Kept as attributes: App.query_one() searches the *current* screen, which is the help
+        # screen or the command palette while those are open, and samples keep arriving then.
+        self.header_widget = PoolHeader(id="header")
+        self.table = PoolTable(self.model, symbols=self.symbols, fade_s=self.fade_s, id="table")
+        self.detail = DetailPane(id="detail")
+        self.filter_input = Input(placeholder="filter: wildcards * ?, matches tag, owner and description; "
+                                              "Enter to keep, Esc to cancel", id="filter")
+        yield self.header_widget
+        yield self.table
+        yield self.detail
+        yield self.filter_input
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.table.focus()
+        self._update_header()
+        self.request_sample()
+
+    def on_unmount(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+
+    # --- sampling -----------------------------------------------------------------------------
+
+    def request_sample(self) -> None:
+        """Sample now (or as soon as the sample under way ends)."""
+        if self._sampling:
+            self._sample_again = True
+            return
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        self._sampling = True
+        self._sample_started = time.monotonic()
+        self.run_worker(self._sample_in_thread, name="sample", group="sample", thread=True,
+                        exit_on_error=False)
+
+    def _sample_in_thread(self) -> None:
+        started = time.monotonic()
+        try:
+            sample = self.sampler.take()
+        except PooltopError as e:
+            self.post_message(SampleFailed(str(e)))
+            return
+        except Exception as e:  # a backend bug: say so, keep the view and retry
+            self.post_message(SampleFailed(f"unexpected {type(e).__name__}: {e}"))
+            return
+        self.post_message(SampleReady(sample, time.monotonic() - started))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group == "sample" and event.state in (WorkerState.SUCCESS, WorkerState.ERROR,
+                                                         WorkerState.CANCELLED):
+            self._sampling = False
+            self._arm()
+
+    def _arm(self) -> None:
+        """Schedule the next sample an interval after the last one started."""
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        if self._sample_again:
+            self._sample_again = False
+            self.request_sample()
+            return
+        if self.paused or not self.autorefresh or self._sampling:
+            return
+        # At least a moment between samples even when one took longer than the interval (and
+        # Textual's timers reject a zero delay).
+        delay = max(MIN_GAP_S, self.interval - (time.monotonic() - self._sample_started))
+        self._timer = self.set_timer(delay, self.request_sample, name="next-sample")
+
+    def on_sample_ready(self, message: SampleReady) -> None:
+        if not self.table.is_mounted:  # arrived while the app is closing
+            return
+        sample = message.sample
+        if self.model.sample is not None:
+            self._previous_totals = self.model.sample.snapshot.totals
+        self.error = None
+        self.slow_sample_s = message.elapsed_s if message.elapsed_s > SLOW_SAMPLE_SHARE * self.interval \
+            else None
+        self.model.apply(sample)
+        self.samples_applied += 1
+        self.table.data_changed()
+        self._update_header()
+        if self.detail.has_class("-open"):
+            self._update_detail(fetch_big_pool=False)
+        if self.first_sample_at is None:
+            self.first_sample_at = time.monotonic()
+
+    def on_sample_failed(self, message: SampleFailed) -> None:
+        if not self.table.is_mounted:
+            return
+        self.error = message.reason
+        self._update_header()
+
+    # --- header and detail --------------------------------------------------------------------
+
+    def _sort_title(self) -> str:
+        key = SORT_COLUMN.get(self.model.settings.sort)
+        column = COLUMN_BY_KEY.get(key) if key is not None else None
+        return column.title if column is not None else self.model.settings.sort
+
+    def _pools_label(self) -> str:
+        s = self.model.settings
+        if self.model.is_slab:
+            return "slab"
+        if s.session_only:
+            return "session"
+        return {PoolMode.BOTH: "nonpaged + paged", PoolMode.NONPAGED: "nonpaged",
+                PoolMode.PAGED: "paged"}[s.pools]
+
+    def _update_header(self) -> None:
+        m = self.model
+        sample = m.sample
+        s = m.settings
+        snap = sample.snapshot if sample is not None else None
+        since = sample.since_baseline if sample is not None else None
+        notes: tuple[str, ...] = ()
+        if self.sampler.baseline_pending:
+            notes = (" baseline: set, applies to the next sample",)
+        info = HeaderInfo(
+            snapshot=snap,
+            previous_totals=self._previous_totals,
+            interval_s=self.interval,
+            paused=self.paused,
+            sample_number=sample.sample_number if sample is not None else 0,
+            sort_title=self._sort_title(),
+            descending=s.descending,
+            since_baseline=s.since_baseline,
+            baseline_age_s=(snap.monotonic_ns - sample.baseline_taken_at_ns) / 1e9
+            if sample is not None and snap is not None else 0.0,
+            pools=self._pools_label(),
+            filter=s.filter,
+            shown=len(m),
+            total=len(m.counters),
+            leak_counts=m.leak_counts(),
+            new_since_baseline=int(since.is_new.sum()) if since is not None else 0,
+            vanished_since_baseline=since.vanished.tags if since is not None else (),
+            highlight=s.highlight,
+            error=self.error,
+            slow_sample_s=self.slow_sample_s,
+            totals_rows=m.totals() if s.show_totals else [],
+            show_totals=s.show_totals,
+            tz=self.tz,
+            notes=notes,
+        )
+        self.header_widget.show(info)
+
+    def _row_facts(self, key: tuple[str, int]) -> RowFacts | None:
+        m = self.model
+        sample = m.sample
+        if sample is None or m.position_of(key) is None:
+            return None
+        counters = sample.counters
+        row = counters.index()[key]
+        changes = sample.changes(m.settings.since_baseline)
+        leak = sample.leak
+        alloc = counters.has_alloc_counts
+        size = counters.extra.get("object_size")
+        return RowFacts(
+            tag=key[0],
+            pool=Pool(key[1]),
+            allocs=int(counters.allocs[row]) if alloc else None,
+            frees=int(counters.frees[row]) if alloc else None,
+            diff=int(counters.diff[row]),
+            bytes=int(counters.bytes[row]),
+            change_bytes=int(changes.bytes[row]),
+            change_diff=int(changes.diff[row]),
+            since_baseline=m.settings.since_baseline,
+            level=LeakLevel(int(leak.levels[row])),
+            score=float(leak.score[row]),
+            slope=float(leak.slope[row]),
+            ups=int(leak.ups[row]),
+            downs=int(leak.downs[row]),
+            growth=float(leak.growth[row]),
+            is_new=bool(sample.since_baseline.is_new[row]),
+            object_size=int(size[row]) if size is not None else None,
+        )
+
+    def _update_detail(self, fetch_big_pool: bool) -> None:
+        key = self.table.selected_key
+        if key is None:
+            self.detail.show(DetailInfo(None, (), (), 0.0, (), self.owner_book.available, (), None, None))
+            return
+        tag, pool = key
+        if fetch_big_pool or self._big_pool is None or self._big_pool[0] != tag:
+            self._big_pool = (tag, None, None)
+            self.run_worker(lambda: self._big_pool_in_thread(tag), group="bigpool", thread=True,
+                            exclusive=True, exit_on_error=False)
+        times, hist_bytes, hist_diff = self.sampler.history(tag, pool)
+        sample = self.model.sample
+        aliases = sample.snapshot.aliases.get(tag, ()) if sample is not None else ()
+        _, big, note = self._big_pool
+        self.detail.show(
+            DetailInfo(
+                row=self._row_facts(key),
+                history_bytes=tuple(hist_bytes),
+                history_diff=tuple(hist_diff),
+                history_seconds=(times[-1] - times[0]) if len(times) > 1 else 0.0,
+                owners=self.owner_book.candidates(tag, pool),
+                owners_available=self.owner_book.available,
+                aliases=tuple(aliases),
+                big_pool=big,  # type: ignore[arg-type]
+                big_pool_note=note,
+            )
+        )
+
+    def _big_pool_in_thread(self, tag: str) -> None:
+        try:
+            found = tuple(self.sampler.big_pool_allocations(tag))
+        except PooltopError as e:
+            self.post_message(BigPoolReady(tag, (), f"not available: {e}"))
+            return
+        except Exception as e:
+            self.post_message(BigPoolReady(tag, (), f"failed: {type(e).__name__}: {e}"))
+            return
+        self.post_message(BigPoolReady(tag, found, None))
+
+    def on_big_pool_ready(self, message: BigPoolReady) -> None:
+        if not self.detail.is_mounted or self._big_pool is None or self._big_pool[0] != message.tag:
+            return
+        self._big_pool = (message.tag, message.allocations, message.note)
+        if self.detail.has_class("-open"):
+            self._update_detail(fetch_big_pool=False)
+
+    @on(PoolTable.CursorMoved)
+    def _cursor_moved(self, message: PoolTable.CursorMoved) -> None:
+        if self.detail.has_class("-open"):
+            self._update_detail(fetch_big_pool=False)
+
+    @on(PoolTable.SortClicked)
+    def _sort_clicked(self, message: PoolTable.SortClicked) -> None:
+        self.action_sort(message.sort, toggle=True)
+
+    @on(PoolTable.RowActivated)
+    def _row_activated(self, message: PoolTable.RowActivated) -> None:
+        if not self.detail.has_class("-open"):
+            self.action_toggle_detail()
+
+    # --- view changes -------------------------------------------------------------------------
+
+    def _view_changed(self) -> None:
+        self.model.recompute()
+        self.table.data_changed()
+        self._update_header()
+        if self.detail.has_class("-open"):
+            self._update_detail(fetch_big_pool=False)
+
+    def action_sort(self, sort: str, toggle: bool = False) -> None:
+        """Sort by `sort`, largest first (names A-Z); with `toggle`, a second time reverses."""
+        s = self.model.settings
+        if sort in ("allocs", "frees", "dallocs", "dfrees") and not self.model.has_alloc_counts:
+            self.notify("Linux has no allocation counts: sort by diff (d) or bytes (b)", timeout=3)
+            return
+        if toggle and s.sort == sort:
+            self.model.set_sort(sort, not s.descending)
+        else:
+            self.model.set_sort(sort)
+        self._view_changed()
+
+    def action_cycle_change_sort(self, step: int) -> None:
+        sorts = CHANGE_SORTS if self.model.has_alloc_counts else ("ddiff", "dbytes")
+        current = self.model.settings.sort
+        if current in sorts:
+            target = sorts[(sorts.index(current) + step) % len(sorts)]
+        elif current in CHANGE_OF and CHANGE_OF[current] in sorts:
+            target = CHANGE_OF[current]
+        else:
+            target = "dbytes"
+        self.model.set_sort(target)
+        self._view_changed()
+
+    def action_reverse_sort(self) -> None:
+        s = self.model.settings
+        self.model.set_sort(s.sort, not s.descending)
+        self._view_changed()
+
+    def action_filter(self) -> None:
+        box = self.filter_input
+        self._filter_before = self.model.settings.filter
+        box.value = self.model.settings.filter
+        box.add_class("-open")
+        box.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        if self.filter_input.has_class("-open"):
+            self.model.set_filter(event.value)
+            self._view_changed()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        self._close_filter(keep=True)
+
+    def _close_filter(self, keep: bool) -> None:
+        box = self.filter_input
+        box.remove_class("-open")
+        if not keep:
+            self.model.set_filter(self._filter_before)
+            self._view_changed()
+        self.table.focus()
+
+    def action_cycle_pools(self) -> None:
+        if self.model.is_slab:
+            self.notify("Linux has one kind of pool (slab): nothing to switch", timeout=3)
+            return
+        s = self.model.settings
+        s.session_only = False
+        s.pools = s.pools.next()
+        self._view_changed()
+
+    def action_toggle_session(self) -> None:
+        if not self.model.has_session_pool:
+            self.notify("no session pool on this backend", timeout=3)
+            return
+        s = self.model.settings
+        s.session_only = not s.session_only
+        self._view_changed()
+
+    def action_toggle_changes(self) -> None:
+        s = self.model.settings
+        s.since_baseline = not s.since_baseline
+        self._view_changed()
+
+    def action_set_baseline(self) -> None:
+        self.sampler.request_baseline()
+        self.model.settings.since_baseline = True
+        self.notify("baseline set: changes now count from this sample", timeout=3)
+        self._update_header()
+        self.request_sample()
+
+    def action_toggle_totals(self) -> None:
+        s = self.model.settings
+        s.show_totals = not s.show_totals
+        self._update_header()
+
+    def action_toggle_highlight(self) -> None:
+        s = self.model.settings
+        s.highlight = not s.highlight
+        self._view_changed()
+
+    def action_toggle_detail(self) -> None:
+        pane = self.detail
+        if pane.has_class("-open"):
+            pane.remove_class("-open")
+        else:
+            pane.add_class("-open")
+            self._update_detail(fetch_big_pool=True)
+        self.table.focus()
+        self.call_after_refresh(self.table.data_changed)
+
+    def action_toggle_pause(self) -> None:
+        self.paused = not self.paused
+        if self.paused:
+            if self._timer is not None:
+                self._timer.stop()
+                self._timer = None
+        else:
+            self.request_sample()
+        self._update_header()
+
+    def action_change_interval(self, step: int) -> None:
+        steps = list(INTERVALS)
+        if self.interval not in steps:
+            steps = sorted({*steps, self.interval})
+        i = steps.index(self.interval)
+        self.interval = steps[max(0, min(len(steps) - 1, i + step))]
+        self._update_header()
+        if not self._sampling and not self.paused and self.autorefresh:
+            self._arm()
+        self.notify(f"refresh every {self.interval:g} s", timeout=2)
+
+    def action_export(self) -> None:
+        sample = self.model.sample
+        if sample is None:
+            self.notify("nothing to export yet", severity="warning", timeout=3)
+            return
+        from pooltop.record.formats import FORMATTERS
+
+        spec = self.export_path or os.environ.get(EXPORT_ENV)
+        path, fmt = export_target(spec, sample.snapshot)
+        book = self.owner_book
+        owners = (lambda tag, pool: book.candidates(tag, int(pool))) if book.available else None
+        try:
+            text = FORMATTERS[fmt](sample.snapshot, self.model.order, changes=self.model.changes,
+                                   owners=owners, leak=sample.leak)
+            with atomic_write(path) as f:
+                f.write(text)
+        except PooltopError as e:
+            self.notify(str(e), title="export failed", severity="error", timeout=6)
+            return
+        self.notify(f"{len(self.model):,} rows → {path}", title="exported", timeout=6)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.symbols))
+
+    def action_quit_or_close(self) -> None:
+        if self.filter_input.has_class("-open"):
+            self._close_filter(keep=False)
+        elif self.detail.has_class("-open"):
+            self.action_toggle_detail()
+        else:
+            self.exit()
+
+
+def create_app(
+    source: Source,
+    *,
+    interval: float = 1.0,
+    owners: OwnerLookup | None = None,
+    tracker: Tracker | None = None,
+    autorefresh: bool = True,
+    export_path: str | None = None,
+    tz: dt.tzinfo | None = None,
+    fade_s: float = 3.0,
+    symbols: bool | None = None,
+    settings: ViewSettings | None = None,
+) -> PooltopApp:
+    """The live view around `source`, without running it (tests drive it with run_test())."""
+    return PooltopApp(source, interval=interval, owners=owners, tracker=tracker, autorefresh=autorefresh,
+                      export_path=export_path, tz=tz, fade_s=fade_s, symbols=symbols, settings=settings)

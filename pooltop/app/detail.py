@@ -1,0 +1,183 @@
+"""The detail pane of the selected row: history sparklines, owners, SLUB aliases, big-pool allocations."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.style import Style
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Sparkline, Static
+
+from pooltop.app.view import printable
+from pooltop.model import Pool, human_bytes
+from pooltop.native import BigPoolAllocation
+from pooltop.tagdb import OwnerCandidate
+from pooltop.tracking import LeakLevel
+
+BIG_POOL_SHOWN = 8
+
+
+@dataclass(frozen=True)
+class RowFacts:
+    """One row of the current sample, as the detail pane shows it."""
+
+    tag: str
+    pool: Pool
+    allocs: int | None  # None on Linux (no cumulative counts)
+    frees: int | None
+    diff: int
+    bytes: int
+    change_bytes: int
+    change_diff: int
+    since_baseline: bool
+    level: LeakLevel
+    score: float
+    slope: float  # bytes per second
+    ups: int
+    downs: int
+    growth: float
+    is_new: bool
+    object_size: int | None = None
+
+
+@dataclass(frozen=True)
+class DetailInfo:
+    row: RowFacts | None
+    history_bytes: tuple[float, ...]
+    history_diff: tuple[float, ...]
+    history_seconds: float
+    owners: tuple[OwnerCandidate, ...]
+    owners_available: bool
+    aliases: tuple[str, ...]
+    big_pool: tuple[BigPoolAllocation, ...] | None  # None: not asked yet / still loading
+    big_pool_note: str | None
+
+
+def _clean(values: Sequence[float]) -> list[float]:
+    return [v for v in values if not math.isnan(v)]
+
+
+class DetailPane(VerticalScroll):
+    """Shown under the table (Enter); follows the cursor and refreshes with every sample."""
+
+    DEFAULT_CSS = """
+    DetailPane { height: 45%; display: none; }
+    DetailPane.-open { display: block; }
+    DetailPane Horizontal { height: 1; }
+    DetailPane .spark-label { width: 8; }
+    DetailPane .spark-range { width: auto; min-width: 24; padding-left: 1; }
+    DetailPane Sparkline { width: 1fr; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="detail-head")
+        with Horizontal():
+            yield Static("Bytes", classes="spark-label")
+            yield Sparkline([], id="spark-bytes")
+            yield Static("", id="range-bytes", classes="spark-range")
+        with Horizontal():
+            yield Static("Diff", classes="spark-label")
+            yield Sparkline([], id="spark-diff")
+            yield Static("", id="range-diff", classes="spark-range")
+        yield Static(id="detail-body")
+
+    def show(self, info: DetailInfo) -> None:
+        head = self.query_one("#detail-head", Static)
+        body = self.query_one("#detail-body", Static)
+        row = info.row
+        if row is None:
+            head.update(Text("The selected row is gone (it vanished, or the filter hides it)."))
+            body.update(Text(""))
+            self._spark("bytes", (), human_bytes)
+            self._spark("diff", (), lambda v: f"{v:,.0f}")
+            return
+        head.update(_head_text(row, info.history_seconds))
+        self._spark("bytes", info.history_bytes, human_bytes)
+        self._spark("diff", info.history_diff, lambda v: f"{v:,.0f}")
+        body.update(_body_text(info))
+
+    def _spark(self, name: str, values: Sequence[float], fmt: object) -> None:
+        data = _clean(values)
+        self.query_one(f"#spark-{name}", Sparkline).data = data or [0.0]
+        label = ""
+        if data:
+            assert callable(fmt)
+            label = f"{fmt(min(data))} … {fmt(max(data))}"
+        self.query_one(f"#range-{name}", Static).update(Text(label))
+
+
+def _head_text(row: RowFacts, seconds: float) -> Text:
+    out = Text()
+    out.append(printable(row.tag), Style(bold=True))
+    out.append(f"  ({row.pool.label})")
+    if row.is_new:
+        out.append("  new since the baseline")
+    out.append("\n")
+    parts = [f"bytes {row.bytes:,} ({human_bytes(row.bytes)})", f"diff {row.diff:,}"]
+    if row.allocs is not None and row.frees is not None:
+        parts += [f"allocs {row.allocs:,}", f"frees {row.frees:,}"]
+    if row.diff > 0:
+        parts.append(f"{row.bytes // row.diff:,} B per alloc")
+    if row.object_size is not None:
+        parts.append(f"object size {row.object_size:,} B")
+    out.append("  ".join(parts))
+    when = "since baseline" if row.since_baseline else "last refresh"
+    out.append(f"\nchange ({when}): bytes {row.change_bytes:+,}  diff {row.change_diff:+,}")
+    out.append(f"\nleak: {row.level.label}")
+    if row.level is not LeakLevel.STABLE or row.ups:
+        out.append(
+            f" (score {row.score:.2f}; {row.ups} rises, {row.downs} falls in the window; "
+            f"growth {human_bytes(row.growth)}; trend {human_bytes(row.slope)}/s)"
+        )
+    if seconds > 0:
+        out.append(f"\nhistory: {seconds:,.0f} s since start")
+    return out
+
+
+def _body_text(info: DetailInfo) -> Text:
+    out = Text()
+    out.append("Owners\n", Style(bold=True, underline=True))
+    if not info.owners_available:
+        out.append("  (no tag database loaded)\n")
+    elif not info.owners:
+        out.append("  unknown: no pooltag.txt entry, overlay or driver scan names this tag\n")
+    for c in info.owners:
+        out.append(f"  {printable(c.owner)}", Style(bold=True))
+        out.append(f"  [{c.confidence}, {c.source}]")
+        if c.pattern:
+            out.append(f"  via {printable(c.pattern)}")
+        out.append("\n")
+        if c.description:
+            out.append(f"    {printable(c.description)}\n")
+        d = c.driver
+        if d is not None:
+            facts = [printable(d.path)]
+            if d.file_version:
+                facts.append(f"version {printable(d.file_version)}")
+            if d.company:
+                facts.append(printable(d.company))
+            if d.signed is not None:
+                facts.append("signed" if d.signed else "unsigned")
+            out.append(f"    driver: {', '.join(facts)}\n")
+    if info.aliases:
+        out.append("SLUB aliases", Style(bold=True, underline=True))
+        out.append(" (one merged cache; the growing user may be any of these)\n")
+        out.append("  " + ", ".join(printable(a) for a in info.aliases) + "\n")
+    out.append("Big-pool allocations\n", Style(bold=True, underline=True))
+    if info.big_pool_note is not None:
+        out.append(f"  {printable(info.big_pool_note)}\n")
+    elif info.big_pool is None:
+        out.append("  loading…\n")
+    elif not info.big_pool:
+        out.append("  none of this tag\n")
+    else:
+        total = sum(a.size for a in info.big_pool)
+        out.append(f"  {len(info.big_pool):,} allocations, {human_bytes(total)}\n")
+        for a in sorted(info.big_pool, key=lambda a: a.size, reverse=True)[:BIG_POOL_SHOWN]:
+            where = f"0x{a.address:016x}" if a.address else "(address hidden)"
+            out.append(f"  {where}  {a.size:>12,} B  {'nonpaged' if a.nonpaged else 'paged'}\n")
+    return out

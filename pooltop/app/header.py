@@ -1,0 +1,264 @@
+"""The header: host and sample line, system totals with their trend, the view's state, warnings.
+
+Built from a HeaderInfo (plain data the app assembles); styles come from component classes, text
+from the model is added as plain Text (never parsed as markup).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from rich.style import Style
+from rich.text import Text
+from textual.widget import Widget
+
+from pooltop.app.view import PoolTotal, printable
+from pooltop.model import Pool, Snapshot, Totals, human_bytes
+from pooltop.tracking import LeakLevel
+
+
+def format_uptime(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    s = int(seconds)
+    days, s = divmod(s, 86400)
+    hours, s = divmod(s, 3600)
+    minutes, _ = divmod(s, 60)
+    return f"{days}d {hours:02d}:{minutes:02d}" if days else f"{hours}:{minutes:02d}"
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 10 and seconds != int(seconds):
+        return f"{seconds:g} s"
+    s = round(seconds)
+    if s < 120:
+        return f"{s} s"
+    if s < 7200:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
+
+
+@dataclass(frozen=True)
+class HeaderInfo:
+    snapshot: Snapshot | None
+    previous_totals: Totals | None
+    interval_s: float
+    paused: bool
+    sample_number: int
+    sort_title: str
+    descending: bool
+    since_baseline: bool
+    baseline_age_s: float
+    pools: str
+    filter: str
+    shown: int
+    total: int
+    leak_counts: dict[LeakLevel, int]
+    new_since_baseline: int
+    vanished_since_baseline: tuple[str, ...]
+    highlight: bool
+    error: str | None = None
+    slow_sample_s: float | None = None
+    totals_rows: list[PoolTotal] = field(default_factory=list)
+    show_totals: bool = False
+    tz: dt.tzinfo | None = None
+    notes: tuple[str, ...] = ()
+
+
+_TOTALS_WINDOWS = (("Paged", "paged_pool"), ("Nonpaged", "nonpaged_pool"))
+_TOTALS_LINUX = (("Slab", "slab"), ("Unreclaimable", "slab_unreclaimable"))
+
+
+class PoolHeader(Widget):
+    """Three to six lines above the table."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "pool-header--title",
+        "pool-header--label",
+        "pool-header--up",
+        "pool-header--down",
+        "pool-header--warning",
+        "pool-header--error",
+        "pool-header--paused",
+        "pool-header--leak",
+        "pool-header--suspect",
+        "pool-header--watch",
+        "pool-header--dim",
+    }
+
+    DEFAULT_CSS = """
+    PoolHeader { height: auto; text-wrap: nowrap; text-overflow: ellipsis; }
+    """
+
+    def __init__(self, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.info: HeaderInfo | None = None
+        self._lines = 1
+
+    def show(self, info: HeaderInfo) -> None:
+        lines = self._line_count(info)
+        # A new layout (the whole screen) only when the header grows or shrinks, not every refresh.
+        self.refresh(layout=lines != self._lines)
+        self.info = info
+        self._lines = lines
+
+    @staticmethod
+    def _line_count(info: HeaderInfo) -> int:
+        snap = info.snapshot
+        return (3 + int(info.show_totals) + (len(snap.warnings) if snap is not None else 0)
+                + int(bool(info.error)) + len(info.notes))
+
+    def _s(self, name: str) -> Style:
+        return self.get_component_rich_style(f"pool-header--{name}", partial=True)
+
+    def render(self) -> Text:
+        info = self.info
+        if info is None:
+            return Text("pooltop: starting…")
+        lines = [self._host_line(info), self._totals_line(info), self._state_line(info)]
+        if info.show_totals:
+            lines.append(self._shown_totals_line(info))
+        snap = info.snapshot
+        if snap is not None:
+            for warning in snap.warnings:
+                warn = self._s("warning")
+                lines.append(Text.assemble(("⚠ ", warn), (printable(warning), warn)))
+        if info.error:
+            lines.append(Text.assemble(("✖ sampling failed: ", self._s("error")),
+                                       (printable(info.error), self._s("error")),
+                                       ("  (showing the last good sample; retrying)", self._s("dim"))))
+        for note in info.notes:
+            lines.append(Text(note, self._s("dim")))
+        text = Text("\n").join(lines)
+        text.no_wrap = True
+        text.overflow = "ellipsis"
+        return text
+
+    def _host_line(self, info: HeaderInfo) -> Text:
+        out = Text()
+        out.append(" pooltop ", self._s("title"))
+        snap = info.snapshot
+        if snap is None:
+            out.append("  waiting for the first sample…")
+            return out
+        h = snap.host
+        out.append(f" {printable(h.name)}", Style(bold=True))
+        out.append(f"  {printable(h.os)} {printable(h.os_version)} {printable(h.arch)}")
+        out.append("  up ", self._s("label"))
+        out.append(format_uptime(h.uptime_s))
+        out.append("  every ", self._s("label"))
+        out.append(format_duration(info.interval_s))
+        taken = snap.taken_at.astimezone(info.tz) if info.tz is not None else snap.taken_at.astimezone()
+        out.append("  at ", self._s("label"))
+        out.append(taken.strftime("%H:%M:%S"))
+        out.append("  #", self._s("label"))
+        out.append(str(info.sample_number))
+        if info.slow_sample_s is not None:
+            out.append(f"  (sampling took {info.slow_sample_s:.1f} s)", self._s("warning"))
+        if info.paused:
+            out.append("  ")
+            out.append(" PAUSED ", self._s("paused"))
+        return out
+
+    def _trend(self, out: Text, now: int | None, before: int | None) -> None:
+        if now is None or before is None or now == before:
+            return
+        delta = now - before
+        if delta > 0:
+            out.append(f" ▲{human_bytes(delta)}", self._s("up"))
+        else:
+            out.append(f" ▼{human_bytes(-delta)}", self._s("down"))
+
+    def _totals_line(self, info: HeaderInfo) -> Text:
+        out = Text(" ")
+        snap = info.snapshot
+        if snap is None:
+            return out
+        t = snap.totals
+        p = info.previous_totals
+        windows = t.paged_pool is not None or t.nonpaged_pool is not None
+        parts = _TOTALS_WINDOWS if windows else _TOTALS_LINUX
+        first = True
+
+        def sep() -> None:
+            nonlocal first
+            if not first:
+                out.append("  ")
+            first = False
+
+        for label, name in parts:
+            value = getattr(t, name)
+            if value is None:
+                continue
+            sep()
+            out.append(f"{label} ", self._s("label"))
+            out.append(human_bytes(value))
+            self._trend(out, value, getattr(p, name) if p is not None else None)
+        if t.memory_available is not None:
+            sep()
+            out.append("Avail ", self._s("label"))
+            out.append(human_bytes(t.memory_available))
+            self._trend(out, t.memory_available, p.memory_available if p is not None else None)
+        if t.commit is not None:
+            sep()
+            out.append("Commit ", self._s("label"))
+            out.append(human_bytes(t.commit))
+            if t.commit_limit is not None:
+                out.append(f"/{human_bytes(t.commit_limit)}")
+        if t.swap_total is not None:
+            sep()
+            out.append("Pagefile " if windows else "Swap ", self._s("label"))
+            used = t.swap_total - (t.swap_free or 0)
+            out.append(f"{human_bytes(used)}/{human_bytes(t.swap_total)}")
+        return out
+
+    def _state_line(self, info: HeaderInfo) -> Text:
+        out = Text(" ")
+        out.append("Sort ", self._s("label"))
+        out.append(f"{info.sort_title}{'▼' if info.descending else '▲'}")
+        out.append("  Δ ", self._s("label"))
+        if info.since_baseline:
+            out.append(f"since baseline ({format_duration(info.baseline_age_s)})")
+        else:
+            out.append("per refresh")
+        out.append("  Pools ", self._s("label"))
+        out.append(info.pools)
+        if info.filter:
+            out.append("  Filter ", self._s("label"))
+            out.append(printable(info.filter), Style(bold=True))
+        out.append("  Rows ", self._s("label"))
+        out.append(f"{info.shown:,}/{info.total:,}" if info.shown != info.total else f"{info.total:,}")
+        for level in (LeakLevel.LEAK, LeakLevel.SUSPECT, LeakLevel.WATCH):
+            count = info.leak_counts.get(level, 0)
+            if count:
+                out.append("  ")
+                out.append(f"{count} {level.label}", self._s(level.label))
+        if info.new_since_baseline:
+            out.append(f"  *{info.new_since_baseline} new", self._s("label"))
+        if info.vanished_since_baseline:
+            gone = info.vanished_since_baseline
+            names = ", ".join(printable(t) for t in gone[:3]) + (", …" if len(gone) > 3 else "")
+            out.append(f"  {len(gone)} gone: ", self._s("label"))
+            out.append(names)
+        if not info.highlight:
+            out.append("  highlight off", self._s("dim"))
+        return out
+
+    def _shown_totals_line(self, info: HeaderInfo) -> Text:
+        out = Text(" ")
+        out.append("Totals ", self._s("label"))
+        if not info.totals_rows:
+            out.append("(no rows shown)")
+        for i, total in enumerate(info.totals_rows):
+            if i:
+                out.append("  ")
+            noun = "caches" if total.pool is Pool.SLAB else "tags"
+            out.append(f"{total.pool.short}: ", Style(bold=True))
+            out.append(f"{total.rows:,} {noun}, {human_bytes(total.bytes)}, diff {total.diff:,}")
+            if total.change_bytes:
+                style = self._s("up") if total.change_bytes > 0 else self._s("down")
+                sign = "+" if total.change_bytes > 0 else "-"
+                out.append(f" ({sign}{human_bytes(abs(total.change_bytes))})", style)
+        return out

@@ -1,0 +1,492 @@
+"""The pool table: a Line-API widget that formats only the rows on screen.
+
+Textual's DataTable re-renders every cell of every row it holds on each update (~77 ms per 1 Hz
+tick at 5,000 rows here); this widget keeps no per-row objects at all: render_line() reads the
+numpy columns of the current sample for the one row it is asked for.
+
+Colours come from the component classes below (set in pooltop.tcss); tags and owner text are
+plain Segments, never markup, so a tag like "[b]" shows as typed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import BindingType
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from pooltop.app.keys import bindings
+from pooltop.app.view import ALLOC_COLUMNS, COLUMN_SORT, SORT_COLUMN, TableModel, printable
+from pooltop.model import COLUMNS, Column, ColumnKind, Pool
+from pooltop.tracking import LeakLevel
+
+#: the value columns whose changes are highlighted, and the counter each shows
+_VALUE_COLUMNS = {"allocs": "allocs", "frees": "frees", "diff": "diff", "bytes": "bytes"}
+_CHANGE_COLUMNS = {"d_allocs": "allocs", "d_frees": "frees", "d_diff": "diff", "d_bytes": "bytes"}
+_LEVEL_TEXT = {LeakLevel.STABLE: "", LeakLevel.WATCH: "watch", LeakLevel.SUSPECT: "suspect",
+               LeakLevel.LEAK: "LEAK"}
+_LEVEL_CLASS = {LeakLevel.WATCH: "pool-table--watch", LeakLevel.SUSPECT: "pool-table--suspect",
+                LeakLevel.LEAK: "pool-table--leak"}
+_STATE_CLASS = {2: "pool-table--up", 1: "pool-table--up-faded", -1: "pool-table--down-faded",
+                -2: "pool-table--down"}
+_STATE_SYMBOL = {2: "▲", 1: "△", -1: "▽", -2: "▼", 0: " "}
+OWNER_MIN_WIDTH = 12
+OWNER_MAX_WIDTH = 60
+TAG_MAX_WIDTH = 28
+TAG_MIN_WIDTH = 16
+MARKER_WIDTH = 1  # "*" for a row that is new since the baseline
+
+
+@dataclass(frozen=True)
+class LaidColumn:
+    column: Column
+    x: int
+    width: int
+
+    @property
+    def right(self) -> bool:
+        return self.column.kind is not ColumnKind.TEXT and self.column.kind is not ColumnKind.LEVEL
+
+
+def fit(text: str, width: int, right: bool = False) -> str:
+    """Pad or crop to exactly `width` cells (cropped text ends with an ellipsis)."""
+    if text.isascii():
+        n = len(text)
+        if n == width:
+            return text
+        if n < width:
+            return text.rjust(width) if right else text.ljust(width)
+        return text[: max(width - 1, 0)] + "…" if width else ""
+    n = cell_len(text)
+    if n <= width:
+        pad = " " * (width - n)
+        return pad + text if right else text + pad
+    return set_cell_size(text, max(width - 1, 0)) + "…" if width else ""
+
+
+def format_count(value: int, width: int, signed: bool = False) -> str:
+    """An integer in `width` cells: 1,234,567 if it fits, else 1234567, else 1.2M."""
+    if signed and value == 0:
+        return "0"
+    text = f"{value:+,}" if signed else f"{value:,}"
+    if len(text) <= width:
+        return text
+    text = f"{value:+}" if signed else str(value)
+    if len(text) <= width:
+        return text
+    v = float(abs(value))
+    sign = ("+" if value > 0 else "-") if signed else ("-" if value < 0 else "")
+    for suffix in ("K", "M", "G", "T", "P"):
+        v /= 1000
+        short = f"{sign}{v:.1f}{suffix}"
+        if len(short) <= width or suffix == "P":
+            return short if len(short) <= width else f"{sign}{v:.0f}{suffix}"
+    return text
+
+
+def layout_columns(
+    width: int,
+    tag_width: int,
+    alloc_counts: bool,
+    single_pool: bool,
+    owners: bool,
+    symbols: bool,
+) -> list[LaidColumn]:
+    """Which columns fit in `width` cells and where: the least important (highest Column.priority)
+    go first; Owner shrinks to OWNER_MIN_WIDTH before anything is dropped and grows into spare room."""
+    tag_width = wanted_tag = min(tag_width, TAG_MAX_WIDTH)
+    chosen: list[Column] = []
+    for col in COLUMNS:
+        if col.key in ALLOC_COLUMNS and not alloc_counts:
+            continue  # Linux: /proc/slabinfo has no cumulative counts
+        if col.key == "pool" and single_pool:
+            continue
+        if col.key == "owner" and not owners:
+            continue
+        chosen.append(col)
+
+    def cell_width(col: Column) -> int:
+        if col.key == "tag":
+            return tag_width
+        if col.key == "owner":
+            return OWNER_MIN_WIDTH
+        return col.width + (1 if symbols and col.key in _VALUE_COLUMNS else 0)
+
+    def total(cols: list[Column]) -> int:
+        return MARKER_WIDTH + sum(cell_width(c) + 1 for c in cols)
+
+    # Drop the least important columns; before dropping an important one (priority <= 2), narrow
+    # long tags (slab cache names) to TAG_MIN_WIDTH.
+    while total(chosen) > width and len(chosen) > 1:
+        droppable = [c for c in chosen if c.key != "tag"]
+        if not droppable:
+            break
+        worst = max(droppable, key=lambda c: (c.priority, chosen.index(c)))
+        if worst.priority <= 2 and tag_width > TAG_MIN_WIDTH:
+            tag_width = max(TAG_MIN_WIDTH, tag_width - (total(chosen) - width))
+            continue
+        chosen.remove(worst)
+    spare = max(width - total(chosen), 0)
+    out: list[LaidColumn] = []
+    x = MARKER_WIDTH
+    for col in chosen:
+        w = cell_width(col)
+        if col.key == "owner":
+            w = min(OWNER_MAX_WIDTH, w + spare)
+        elif col.key == "tag" and tag_width < wanted_tag:
+            grow = min(spare, wanted_tag - tag_width)
+            w += grow
+            spare -= grow
+        out.append(LaidColumn(col, x, w))
+        x += w + 1
+    return out
+
+
+class PoolTable(ScrollView, can_focus=True):
+    """poolmon's table: one row per (tag, pool), a fixed header line, a cursor row."""
+
+    BINDINGS: ClassVar[list[BindingType]] = bindings("table")
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "pool-table--header",
+        "pool-table--header-sorted",
+        "pool-table--cursor",
+        "pool-table--watch",
+        "pool-table--suspect",
+        "pool-table--leak",
+        "pool-table--level-label",
+        "pool-table--up",
+        "pool-table--up-faded",
+        "pool-table--down",
+        "pool-table--down-faded",
+        "pool-table--new",
+        "pool-table--zero",
+        "pool-table--empty",
+    }
+
+    DEFAULT_CSS = """
+    PoolTable {
+        overflow-x: hidden;
+        scrollbar-size-vertical: 1;
+    }
+    """
+
+    class SortClicked(Message):
+        """A header cell was clicked: sort by that column (again: reverse)."""
+
+        def __init__(self, sort: str) -> None:
+            super().__init__()
+            self.sort = sort
+
+    class CursorMoved(Message):
+        """The selected row changed (by the user, or because rows moved)."""
+
+        def __init__(self, key: tuple[str, int] | None) -> None:
+            super().__init__()
+            self.key = key
+
+    class RowActivated(Message):
+        """A row was double-clicked."""
+
+    def __init__(
+        self,
+        model: TableModel,
+        *,
+        symbols: bool = False,
+        fade_s: float = 3.0,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.model = model
+        self.symbols = symbols
+        self.fade_ns = int(fade_s * 1e9)
+        self.cursor = 0
+        self.selected_key: tuple[str, int] | None = None
+        self.empty_text = "waiting for the first sample…"
+        self._columns: list[LaidColumn] = []
+        self._layout_key: tuple[object, ...] | None = None
+        self._tag_width = 4
+        self._tags_seen: tuple[str, ...] | None = None
+        self._rich_styles: dict[str, Style] = {}
+        self._combos: dict[tuple[LeakLevel, bool, str | None], Style] = {}
+
+    # --- data and layout ----------------------------------------------------------------------
+
+    def data_changed(self, follow: bool = True) -> None:
+        """The model has a new sample or new settings: re-place the cursor, re-lay, repaint."""
+        counters = self.model.counters
+        if self._tags_seen is not counters.tags:
+            self._tags_seen = counters.tags
+            longest = max((len(t) for t in counters.tags), default=4)
+            self._tag_width = max(4, min(TAG_MAX_WIDTH, longest))
+        pos = self.model.position_of(self.selected_key)
+        n = len(self.model)
+        old_key = self.selected_key
+        if pos is None:
+            self.cursor = min(self.cursor, max(n - 1, 0))
+            self.selected_key = self.model.row_key(self.cursor)
+        else:
+            self.cursor = pos
+        self._relayout()
+        self.virtual_size = Size(self.scrollable_content_region.width, n + 1)
+        if follow:
+            self._scroll_to_cursor()
+        self.refresh()
+        if self.selected_key != old_key:
+            self.post_message(self.CursorMoved(self.selected_key))
+
+    def _relayout(self) -> None:
+        width = self.scrollable_content_region.width
+        m = self.model
+        key = (width, self._tag_width, m.has_alloc_counts, m.is_slab, m.owners.available, self.symbols)
+        if key != self._layout_key:
+            self._layout_key = key
+            self._columns = layout_columns(width, self._tag_width, m.has_alloc_counts, m.is_slab,
+                                           m.owners.available, self.symbols)
+
+    @property
+    def columns(self) -> list[LaidColumn]:
+        return self._columns
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._layout_key = None
+        self._relayout()
+        self.virtual_size = Size(self.scrollable_content_region.width, len(self.model) + 1)
+        self.refresh()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._rich_styles.clear()
+        self._combos.clear()
+
+    # --- cursor -------------------------------------------------------------------------------
+
+    @property
+    def page_rows(self) -> int:
+        return max(self.scrollable_content_region.height - 1, 1)
+
+    def _scroll_to_cursor(self) -> None:
+        top = int(self.scroll_y)
+        last_visible = top + self.page_rows - 1
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False, immediate=True)
+        elif self.cursor > last_visible:
+            self.scroll_to(y=self.cursor - self.page_rows + 1, animate=False, immediate=True)
+
+    def move_cursor(self, position: int) -> None:
+        n = len(self.model)
+        self.cursor = max(0, min(position, n - 1)) if n else 0
+        key = self.model.row_key(self.cursor)
+        changed = key != self.selected_key
+        self.selected_key = key
+        self._scroll_to_cursor()
+        self.refresh()
+        if changed:
+            self.post_message(self.CursorMoved(key))
+
+    def action_cursor(self, delta: int) -> None:
+        self.move_cursor(self.cursor + delta)
+
+    def action_page(self, pages: int) -> None:
+        self.move_cursor(self.cursor + pages * self.page_rows)
+
+    def action_cursor_to(self, position: int) -> None:
+        self.move_cursor(position if position >= 0 else len(self.model) - 1)
+
+    # --- mouse --------------------------------------------------------------------------------
+
+    def column_at(self, x: int) -> LaidColumn | None:
+        for lc in self._columns:
+            if lc.x <= x < lc.x + lc.width + 1:
+                return lc
+        return None
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        if offset.y == 0:
+            lc = self.column_at(offset.x)
+            if lc is not None:
+                self.post_message(self.SortClicked(COLUMN_SORT[lc.column.key]))
+            return
+        position = int(self.scroll_y) + offset.y - 1
+        if position < len(self.model):
+            self.move_cursor(position)
+            if event.chain >= 2:
+                self.post_message(self.RowActivated())
+
+    # --- rendering ----------------------------------------------------------------------------
+
+    def _style(self, name: str) -> Style:
+        """An overlay with just what the component class sets, its colours resolved.
+
+        Partial component styles keep TCSS alpha unresolved ("#cc79a7 55%" would paint at full
+        strength); full ones also carry the widget's own colours, which would wipe a row's tint.
+        So take each colour from the full style only where the class sets it.
+        """
+        style = self._rich_styles.get(name)
+        if style is None:
+            if name == "base":
+                style = self.rich_style
+            else:
+                partial = self.get_component_rich_style(name, partial=True)
+                full = self.get_component_rich_style(name)
+                style = Style(
+                    color=full.color if partial.color is not None else None,
+                    bgcolor=full.bgcolor if partial.bgcolor is not None else None,
+                    bold=partial.bold,  # None where the class leaves it alone
+                    dim=partial.dim,
+                    italic=partial.italic,
+                    underline=partial.underline,
+                    reverse=partial.reverse,
+                )
+            self._rich_styles[name] = style
+        return style
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        base = self._style("base")
+        if y == 0:
+            return self._header_strip(width)
+        position = int(self.scroll_y) + y - 1
+        if position >= len(self.model):
+            if position == 0:
+                text = fit(" " + self.empty_text, width)
+                return Strip([Segment(text, base + self._style("pool-table--empty"))], width)
+            return Strip.blank(width, base)
+        return self._row_strip(position, width)
+
+    def _header_strip(self, width: int) -> Strip:
+        base = self._style("base") + self._style("pool-table--header")
+        sorted_style = base + self._style("pool-table--header-sorted")
+        settings = self.model.settings
+        sorted_key = SORT_COLUMN.get(settings.sort)
+        arrow = "▼" if settings.descending else "▲"
+        segments = [Segment(" " * MARKER_WIDTH, base)]
+        used = MARKER_WIDTH
+        for lc in self._columns:
+            title = lc.column.title
+            style = base
+            if lc.column.key == sorted_key:
+                title = title + arrow
+                style = sorted_style
+            segments.append(Segment(fit(title, lc.width, lc.right), style))
+            segments.append(Segment(" ", base))
+            used += lc.width + 1
+        if used < width:
+            segments.append(Segment(" " * (width - used), base))
+        return Strip(segments).crop(0, width)
+
+    def _row_strip(self, position: int, width: int) -> Strip:
+        m = self.model
+        sample = m.sample
+        assert sample is not None
+        counters = sample.counters
+        row = int(m.order[position])
+        changes = m.changes
+        assert changes is not None
+        level = m.level(row)
+        highlight = m.settings.highlight
+        cursor = position == self.cursor
+        combo = self._combo
+        row_style = combo(level, cursor, None)
+        is_new = bool(sample.since_baseline.is_new[row])
+        new_style = combo(level, cursor, "pool-table--new")
+        # Cells go out as runs of one style (fewer segments: Textual's per-segment work is most of
+        # the cost of a line).
+        segments: list[Segment] = []
+        run: list[str] = ["*" if is_new else " "]
+        run_style = new_style if is_new else row_style
+
+        def emit(text: str, style: Style) -> None:
+            nonlocal run, run_style
+            if style is not run_style:
+                segments.append(Segment("".join(run), run_style))
+                run, run_style = [], style
+            run.append(text)
+
+        used = MARKER_WIDTH
+        for lc in self._columns:
+            key = lc.column.key
+            w = lc.width
+            style = row_style
+            if key == "tag":
+                text = fit(printable(counters.tags[row]), w)
+                if is_new:
+                    style = new_style
+            elif key == "pool":
+                text = fit(Pool(int(counters.pools[row])).short, w)
+            elif key in _VALUE_COLUMNS:
+                value = int(getattr(counters, _VALUE_COLUMNS[key])[row])
+                state = 0
+                if highlight:
+                    state = self._state(_VALUE_COLUMNS[key], row)
+                    if state:
+                        style = combo(level, cursor, _STATE_CLASS[state])
+                if self.symbols:
+                    text = fit(format_count(value, w - 1), w - 1, True) + _STATE_SYMBOL[state]
+                else:
+                    text = fit(format_count(value, w), w, True)
+            elif key in _CHANGE_COLUMNS:
+                value = int(getattr(changes, _CHANGE_COLUMNS[key])[row])
+                if value == 0:
+                    style = combo(level, cursor, "pool-table--zero")
+                elif highlight:
+                    style = combo(level, cursor, "pool-table--up" if value > 0 else "pool-table--down")
+                text = fit(format_count(value, w, signed=True), w, True)
+            elif key == "per_alloc":
+                diff = int(counters.diff[row])
+                per = int(counters.bytes[row]) // diff if diff > 0 else 0
+                text = fit(format_count(per, w), w, True)
+            elif key == "owner":
+                text = fit(m.owners.text(counters.tags[row], int(counters.pools[row])), w)
+            elif key == "leak":
+                text = fit(_LEVEL_TEXT[level], w)
+                if level is not LeakLevel.STABLE:
+                    style = combo(level, cursor, "pool-table--level-label")
+            else:  # a column added to the model later: show nothing rather than fail
+                text = " " * w
+            emit(text, style)
+            emit(" ", row_style)
+            used += w + 1
+        if used < width:
+            emit(" " * (width - used), row_style)
+        segments.append(Segment("".join(run), run_style))
+        return Strip(segments, width)
+
+    def _combo(self, level: LeakLevel, cursor: bool, name: str | None) -> Style:
+        """base + the row's level tint + the cursor + one cell class, computed once per style set."""
+        key = (level, cursor, name)
+        style = self._combos.get(key)
+        if style is None:
+            style = self._style("base")
+            if level is not LeakLevel.STABLE:
+                style = style + self._style(_LEVEL_CLASS[level])
+            if cursor:
+                style = style + self._style("pool-table--cursor")
+            if name is not None:
+                style = style + self._style(name)
+            self._combos[key] = style
+        return style
+
+    def _state(self, column: str, row: int) -> int:
+        memory = self.model.memory
+        when = memory.when.get(column)
+        if when is None or row >= len(when):
+            return 0
+        age = memory.now_ns - int(when[row])
+        if age > self.fade_ns:
+            return 0
+        direction = int(memory.direction[column][row])
+        return direction * (2 if age <= 0 else 1)

@@ -1,0 +1,406 @@
+"""What the live table shows, computed from a TrackedSample: row order, filter, change highlights.
+
+Pure (numpy, no Textual): the widget in table.py only formats the rows this hands it, and the
+benchmarks and tests drive it without a terminal.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from pooltop.model import CounterSet, Pool
+from pooltop.query import SORT_KEYS, compile_pattern, sort_rows
+from pooltop.tagdb import OwnerCandidate
+from pooltop.tracking import Deltas, IndexArray, LeakLevel, TrackedSample, align, order_rows
+
+OwnerLookup = Callable[[str, Pool], Sequence[OwnerCandidate]]
+
+#: table column key -> sort name (query.SORT_KEYS plus the UI-only "pool", "owner" and "leak").
+COLUMN_SORT: dict[str, str] = {
+    "tag": "tag",
+    "pool": "pool",
+    "allocs": "allocs",
+    "d_allocs": "dallocs",
+    "frees": "frees",
+    "d_frees": "dfrees",
+    "diff": "diff",
+    "d_diff": "ddiff",
+    "bytes": "bytes",
+    "d_bytes": "dbytes",
+    "per_alloc": "peralloc",
+    "owner": "owner",
+    "leak": "leak",
+}
+SORT_COLUMN: dict[str, str] = {v: k for k, v in COLUMN_SORT.items()}
+SORT_NAMES: tuple[str, ...] = (*SORT_KEYS, "pool", "owner", "leak")
+#: the order `(` and `)` walk through the change columns
+CHANGE_SORTS: tuple[str, ...] = ("dallocs", "dfrees", "ddiff", "dbytes")
+CHANGE_OF: dict[str, str] = {"allocs": "dallocs", "frees": "dfrees", "diff": "ddiff", "bytes": "dbytes"}
+#: columns that need cumulative alloc/free counts (absent on Linux)
+ALLOC_COLUMNS = frozenset({"allocs", "d_allocs", "frees", "d_frees"})
+_TEXT_SORTS = frozenset({"tag", "pool", "owner"})
+
+_CONTROL = {i: f"\\x{i:02x}" for i in (*range(0x20), 0x7F)}
+
+
+def printable(text: str) -> str:
+    """Text safe to put on a terminal: control characters as \\xNN (tags are escaped already;
+    owner text from files and replayed data may not be)."""
+    return text.translate(_CONTROL) if not text.isprintable() else text
+
+
+def default_descending(sort: str) -> bool:
+    """Numbers largest first, names A-Z."""
+    return sort not in _TEXT_SORTS
+
+
+class PoolMode(enum.Enum):
+    """poolmon's `p`: which of the two big Windows pools to show."""
+
+    BOTH = "both"
+    NONPAGED = "nonpaged"
+    PAGED = "paged"
+
+    def next(self) -> PoolMode:
+        members = list(PoolMode)
+        return members[(members.index(self) + 1) % len(members)]
+
+
+class OwnerBook:
+    """Owner lookups, cached per (tag, pool): the tag database does not change while we run."""
+
+    def __init__(self, owners: OwnerLookup | None) -> None:
+        self._owners = owners
+        self._cache: dict[tuple[str, int], tuple[OwnerCandidate, ...]] = {}
+
+    @property
+    def available(self) -> bool:
+        return self._owners is not None
+
+    def candidates(self, tag: str, pool: int) -> tuple[OwnerCandidate, ...]:
+        key = (tag, pool)
+        found = self._cache.get(key)
+        if found is None:
+            found = ()
+            if self._owners is not None:
+                try:
+                    found = tuple(self._owners(tag, Pool(pool)))
+                except Exception:  # a broken tag database must not take the live view down
+                    found = ()
+            self._cache[key] = found
+        return found
+
+    def text(self, tag: str, pool: int) -> str:
+        found = self.candidates(tag, pool)
+        if not found:
+            return ""
+        first = found[0]
+        return printable(f"{first.owner} {first.description}".strip())
+
+
+@dataclass
+class ViewSettings:
+    """The user's choices; everything else in the table follows from these and the sample."""
+
+    sort: str = "bytes"
+    descending: bool = True
+    filter: str = ""
+    pools: PoolMode = PoolMode.BOTH
+    session_only: bool = False
+    since_baseline: bool = False
+    highlight: bool = True
+    show_totals: bool = False
+
+
+def filter_pattern(text: str) -> re.Pattern[str] | None:
+    """The user's filter as a case-insensitive pattern; plain words match anywhere."""
+    text = text.strip()
+    if not text:
+        return None
+    if not any(ch in text for ch in "*?["):
+        text = f"*{text}*"
+    return compile_pattern(text, case_sensitive=False)
+
+
+class ChangeMemory:
+    """When each value cell last went up or down, so highlights can fade (as PoolMonX does).
+
+    Kept per row of the current counters and moved along when rows appear or vanish.
+    """
+
+    COLUMNS = ("allocs", "frees", "diff", "bytes")
+    NEVER = np.iinfo(np.int64).min // 2
+
+    def __init__(self) -> None:
+        self._counters: CounterSet | None = None
+        self.when: dict[str, npt.NDArray[np.int64]] = {}
+        self.direction: dict[str, npt.NDArray[np.int8]] = {}
+        self.now_ns = 0
+
+    def update(self, sample: TrackedSample) -> None:
+        counters = sample.counters
+        n = len(counters)
+        now = sample.snapshot.monotonic_ns
+        if self._counters is None:
+            self.when = {c: np.full(n, self.NEVER, dtype=np.int64) for c in self.COLUMNS}
+            self.direction = {c: np.zeros(n, dtype=np.int8) for c in self.COLUMNS}
+        elif not counters.same_keys(self._counters):
+            mapping = align(self._counters, counters)
+            present = mapping >= 0
+            safe = np.where(present, mapping, 0)
+            for c in self.COLUMNS:
+                old_w, old_d = self.when[c], self.direction[c]
+                self.when[c] = np.where(present, old_w[safe] if len(old_w) else self.NEVER, self.NEVER)
+                self.direction[c] = np.where(present, old_d[safe] if len(old_d) else 0, 0).astype(np.int8)
+        deltas = sample.interval
+        settled = ~deltas.is_new  # a new row's whole value is its "change": the new marker says it
+        for c in self.COLUMNS:
+            d: npt.NDArray[np.int64] = getattr(deltas, c)
+            changed = (d != 0) & settled
+            if changed.any():
+                self.when[c][changed] = now
+                self.direction[c][changed] = np.sign(d[changed]).astype(np.int8)
+        self._counters = counters
+        self.now_ns = now
+
+    def states(self, column: str, rows: IndexArray, fade_ns: int) -> npt.NDArray[np.int8]:
+        """For each row: +2 went up this sample, +1 went up within the fade time, 0 no change,
+        -1 / -2 the same for going down."""
+        if column not in self.when or not len(rows):
+            return np.zeros(len(rows), dtype=np.int8)
+        age = self.now_ns - self.when[column][rows]
+        direction = self.direction[column][rows]
+        strength = np.where(age <= 0, 2, np.where(age <= fade_ns, 1, 0)).astype(np.int8)
+        out: npt.NDArray[np.int8] = (strength * direction).astype(np.int8)
+        return out
+
+
+@dataclass(frozen=True)
+class PoolTotal:
+    pool: Pool
+    rows: int
+    bytes: int
+    diff: int
+    change_bytes: int
+
+
+class TableModel:
+    """The rows the live table shows, in order, for the current sample and settings."""
+
+    def __init__(self, owners: OwnerBook | None = None, settings: ViewSettings | None = None) -> None:
+        self.owners = owners or OwnerBook(None)
+        self.settings = settings or ViewSettings()
+        self.sample: TrackedSample | None = None
+        self.order: IndexArray = np.zeros(0, dtype=np.intp)
+        self.memory = ChangeMemory()
+        # Caches keyed on the row set (tags), which rarely changes between samples.
+        self._tags: tuple[str, ...] | None = None
+        self._match_key: str | None = None
+        self._match_mask: npt.NDArray[np.bool_] | None = None
+        self._tag_rank: npt.NDArray[np.intp] | None = None
+        self._last_row: dict[tuple[str, int], int] = {}
+
+    # --- inputs -------------------------------------------------------------------------------
+
+    def apply(self, sample: TrackedSample) -> None:
+        counters = sample.counters
+        if self._tags is None or self._tags != counters.tags:
+            self._tags = counters.tags
+            self._match_key = None
+            self._tag_rank = None
+        self.sample = sample
+        self.memory.update(sample)
+        self.recompute()
+
+    def set_sort(self, sort: str, descending: bool | None = None) -> None:
+        if sort not in SORT_NAMES:
+            raise ValueError(f"unknown sort {sort!r}")
+        self.settings.sort = sort
+        self.settings.descending = default_descending(sort) if descending is None else descending
+        self.recompute()
+
+    def set_filter(self, text: str) -> None:
+        self.settings.filter = text
+        self._match_key = None
+        self.recompute()
+
+    # --- derived ------------------------------------------------------------------------------
+
+    @property
+    def counters(self) -> CounterSet:
+        return self.sample.counters if self.sample is not None else CounterSet.empty()
+
+    @property
+    def changes(self) -> Deltas | None:
+        if self.sample is None:
+            return None
+        return self.sample.changes(self.settings.since_baseline)
+
+    @property
+    def has_alloc_counts(self) -> bool:
+        return self.sample is None or self.counters.has_alloc_counts
+
+    @property
+    def has_session_pool(self) -> bool:
+        if self.sample is None:
+            return False
+        return self.sample.snapshot.source.startswith("windows") or bool(
+            np.any(self.counters.pools == Pool.SESSION)
+        )
+
+    @property
+    def is_slab(self) -> bool:
+        """Linux: one kind of pool (slab), no paged / nonpaged split."""
+        if self.sample is None:
+            return False
+        counters = self.counters
+        if len(counters):
+            return bool(np.all(counters.pools == Pool.SLAB))
+        return self.sample.snapshot.source.startswith("linux")
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def row_key(self, position: int) -> tuple[str, int] | None:
+        if not 0 <= position < len(self.order):
+            return None
+        row = int(self.order[position])
+        return self.counters.tags[row], int(self.counters.pools[row])
+
+    def position_of(self, key: tuple[str, int] | None) -> int | None:
+        if key is None or self.sample is None:
+            return None
+        counters = self.counters
+        # Rows rarely move between samples: try the last answer before building the (tag, pool)
+        # index of a new sample (a dict of every row).
+        row = self._last_row.get(key)
+        if row is None or row >= len(counters) or counters.tags[row] != key[0] \
+                or int(counters.pools[row]) != key[1]:
+            row = counters.index().get(key)
+            if row is None:
+                return None
+            self._last_row = {key: row}
+        hits = np.flatnonzero(self.order == row)
+        return int(hits[0]) if len(hits) else None
+
+    def level(self, row: int) -> LeakLevel:
+        if self.sample is None or row >= len(self.sample.leak.levels):
+            return LeakLevel.STABLE
+        return LeakLevel(int(self.sample.leak.levels[row]))
+
+    def recompute(self) -> None:
+        if self.sample is None:
+            self.order = np.zeros(0, dtype=np.intp)
+            return
+        rows = self._selected_rows()
+        self.order = self._sorted(rows)
+
+    def _pool_mask(self, counters: CounterSet) -> npt.NDArray[np.bool_] | None:
+        s = self.settings
+        if s.session_only:
+            return np.asarray(counters.pools == Pool.SESSION)
+        if s.pools is PoolMode.BOTH:
+            return None
+        want = Pool.NONPAGED if s.pools is PoolMode.NONPAGED else Pool.PAGED
+        return np.asarray(counters.pools == want)
+
+    def _selected_rows(self) -> IndexArray:
+        counters = self.counters
+        mask = self._pool_mask(counters)
+        match = self._text_mask(counters)
+        if match is not None:
+            mask = match if mask is None else mask & match
+        if mask is None:
+            return np.arange(len(counters), dtype=np.intp)
+        return np.flatnonzero(mask)
+
+    def _text_mask(self, counters: CounterSet) -> npt.NDArray[np.bool_] | None:
+        pattern = filter_pattern(self.settings.filter)
+        if pattern is None:
+            return None
+        key = self.settings.filter
+        if self._match_key == key and self._match_mask is not None and len(self._match_mask) == len(counters):
+            return self._match_mask
+        aliases = self.sample.snapshot.aliases if self.sample is not None else {}
+        book = self.owners
+        match = pattern.match
+
+        def hit(i: int) -> bool:
+            tag = counters.tags[i]
+            if match(tag):
+                return True
+            for alias in aliases.get(tag, ()):
+                if match(alias):
+                    return True
+            for cand in book.candidates(tag, int(counters.pools[i])):
+                if match(cand.owner) or match(cand.description):
+                    return True
+            return False
+
+        mask = np.fromiter((hit(i) for i in range(len(counters))), dtype=np.bool_, count=len(counters))
+        self._match_key = key
+        self._match_mask = mask
+        return mask
+
+    def _sorted(self, rows: IndexArray) -> IndexArray:
+        s = self.settings
+        counters = self.counters
+        if not len(rows):
+            return rows
+        if s.sort == "tag":
+            if self._tag_rank is None:
+                rank = np.empty(len(counters), dtype=np.intp)
+                by_tag = sorted(range(len(counters)), key=counters.tags.__getitem__)
+                rank[np.asarray(by_tag, dtype=np.intp)] = np.arange(len(counters), dtype=np.intp)
+                self._tag_rank = rank
+            return rows[order_rows(self._tag_rank[rows], s.descending)]
+        if s.sort == "pool":
+            return rows[order_rows(counters.pools[rows].astype(np.int64), s.descending)]
+        if s.sort == "leak":
+            assert self.sample is not None
+            leak = self.sample.leak
+            # Most serious first, then by score, then by growth.
+            key = np.lexsort((leak.growth[rows], leak.score[rows], leak.levels[rows].astype(np.int64)))
+            return rows[key[::-1]] if s.descending else rows[key]
+        if s.sort == "owner":
+            book = self.owners
+            texts = [book.text(counters.tags[i], int(counters.pools[i])).lower() for i in rows.tolist()]
+            order = sorted(range(len(texts)), key=texts.__getitem__, reverse=s.descending)
+            return rows[np.asarray(order, dtype=np.intp)]
+        return sort_rows(counters, s.sort, s.descending, self.changes, rows)
+
+    def totals(self) -> list[PoolTotal]:
+        """Sums over the shown rows, per pool."""
+        if self.sample is None or not len(self.order):
+            return []
+        counters = self.counters
+        changes = self.changes
+        rows = self.order
+        pools = counters.pools[rows]
+        out: list[PoolTotal] = []
+        for pool in Pool:
+            sel = rows[pools == pool]
+            if not len(sel):
+                continue
+            out.append(
+                PoolTotal(
+                    pool,
+                    len(sel),
+                    int(counters.bytes[sel].sum()),
+                    int(counters.diff[sel].sum()),
+                    int(changes.bytes[sel].sum()) if changes is not None else 0,
+                )
+            )
+        return out
+
+    def leak_counts(self) -> dict[LeakLevel, int]:
+        if self.sample is None:
+            return {}
+        counts = np.bincount(self.sample.leak.levels.astype(np.int64), minlength=len(LeakLevel))
+        return {level: int(counts[level]) for level in LeakLevel if level is not LeakLevel.STABLE}

@@ -1,0 +1,39 @@
+"""Helpers for the live-view tests: build the app around a scripted source, step it sample by sample."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from textual.pilot import Pilot
+from tui_fakes import ScriptedSource, fake_owners
+
+from pooltop.app import PooltopApp, create_app
+
+
+def build_app(windows: bool = True, **kwargs: Any) -> PooltopApp:
+    """The live view around a scripted source, sampling only when a test says so."""
+    source = kwargs.pop("source", None) or ScriptedSource(windows=windows)
+    kwargs.setdefault("owners", fake_owners)
+    kwargs.setdefault("autorefresh", False)
+    kwargs.setdefault("tz", dt.UTC)
+    kwargs.setdefault("symbols", False)
+    return create_app(source, **kwargs)
+
+
+async def settle(pilot: Pilot[Any]) -> None:
+    """Let workers finish and their messages be handled."""
+    app = pilot.app
+    for _ in range(3):
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+async def advance(pilot: Pilot[Any], samples: int = 1) -> None:
+    """Take `samples` more samples, one after the other, and wait until each is on screen."""
+    app = pilot.app
+    assert isinstance(app, PooltopApp)
+    await settle(pilot)
+    for _ in range(samples):
+        app.request_sample()
+        await settle(pilot)
