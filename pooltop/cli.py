@@ -49,7 +49,41 @@ class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in cl
             self.fail(e.message, param, ctx)
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+#: subcommand -> "module:attribute". Imported only when used: the live view's first frame should
+#: not wait for the driver scanner, the exporter and the report code to load.
+LAZY_COMMANDS = {
+    "processes": "pooltop.process_cli:processes",
+    "doctor": "pooltop.process_cli:doctor",
+    "record": "pooltop.record.cli:record",
+    "report": "pooltop.record.cli:report",
+    "view": "pooltop.record.cli:view",
+    "diff": "pooltop.share.cli:diff",
+    "import": "pooltop.share.cli:import_command",
+    "bundle": "pooltop.share.cli:bundle",
+    "tags": "pooltop.tagdb.cli:tags",
+    "serve": "pooltop.exporter.command:serve",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands (other than the ones defined here) load on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is not None or cmd_name not in LAZY_COMMANDS:
+            return found
+        import importlib
+
+        module, attr = LAZY_COMMANDS[cmd_name].split(":")
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
+
+
+@click.group(cls=LazyGroup, invoke_without_command=True,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="pooltop")
 @click.option("--interval", "-i", type=Duration(), default=1.0, show_default=True,
               help="Refresh interval of the live view.")
@@ -171,18 +205,6 @@ def _emit(text: str, output: str | None) -> None:
     click.echo(f"pooltop: wrote {output}", err=True)
 
 
-def _register_subcommands() -> None:
-    from pooltop.exporter.command import serve
-    from pooltop.process_cli import doctor, processes
-    from pooltop.record.cli import record, report, view
-    from pooltop.share.cli import COMMANDS as share_commands
-    from pooltop.tagdb.cli import tags
-
-    for command in (tags, record, report, view, serve, processes, doctor, *share_commands):
-        cli.add_command(command)
-
-
-_register_subcommands()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -175,3 +175,19 @@ def test_broken_pipe_is_quiet() -> None:
     )
     assert proc.returncode == 0
     assert "Traceback" not in proc.stderr and "Error" not in proc.stderr
+
+
+def test_subcommands_load_lazily() -> None:
+    """The live view's start does not pay for the scanner, exporter, report or share code."""
+    code = (
+        "import sys, click, pooltop.cli as c; "
+        "names = c.cli.list_commands(click.Context(c.cli)); "
+        "heavy = [m for m in ('pooltop.tagdb.scanner', 'pooltop.exporter', 'pooltop.report.render', "
+        "'pooltop.share', 'capstone', 'pefile', 'matplotlib') if m in sys.modules]; "
+        "print(' '.join(names)); print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    names, heavy = out.stdout.splitlines()
+    assert set(names.split()) >= {"snapshot", "record", "report", "view", "tags", "serve", "processes",
+                                  "doctor", "diff", "import", "bundle"}
+    assert heavy == "[]"
