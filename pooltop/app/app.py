@@ -9,11 +9,8 @@ immutable TrackedSample objects to the UI in messages; the Tracker lives on the 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import re
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import ClassVar
 
 from textual import on
@@ -24,9 +21,9 @@ from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
 from pooltop.app.detail import DetailInfo, DetailPane, RowFacts
-from pooltop.app.header import HeaderInfo, PoolHeader
+from pooltop.app.header import HeaderInfo, PoolHeader, ReplayInfo
 from pooltop.app.help import HelpScreen
-from pooltop.app.keys import PooltopCommands, bindings
+from pooltop.app.keys import KEYS, PooltopCommands, bindings
 from pooltop.app.messages import BigPoolReady, SampleFailed, SampleReady
 from pooltop.app.sampler import Sampler
 from pooltop.app.table import PoolTable
@@ -39,9 +36,8 @@ from pooltop.app.view import (
     TableModel,
     ViewSettings,
 )
-from pooltop.atomic import atomic_write
 from pooltop.errors import PooltopError
-from pooltop.model import COLUMN_BY_KEY, Pool, Snapshot, Totals
+from pooltop.model import COLUMN_BY_KEY, Pool, Totals
 from pooltop.native import Source
 from pooltop.tagdb import OwnerCandidate
 from pooltop.tracking import LeakLevel, Tracker
@@ -50,28 +46,14 @@ OwnerLookup = Callable[[str, Pool], Sequence[OwnerCandidate]]
 
 #: the intervals + and - step through (seconds)
 INTERVALS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 30.0, 60.0)
-#: where `x` writes: a folder, or a file name (may hold {host} and {time}); the extension picks the
-#: format (.json, .csv, .txt), JSON otherwise
-EXPORT_ENV = "POOLTOP_EXPORT"
-EXPORT_FORMATS = {".json": "json", ".csv": "csv", ".txt": "text"}
+#: the fastest replay `>` reaches (samples per refresh)
+MAX_REPLAY_SPEED = 64
+#: actions that only work while replaying (from the key table)
+REPLAY_ACTIONS = frozenset(spec.action.split("(")[0] for spec in KEYS if spec.replay)
 #: a sample slower than this share of the interval is called out in the header
 SLOW_SAMPLE_SHARE = 0.5
 #: the shortest pause between the end of one sample and the start of the next
 MIN_GAP_S = 0.01
-
-
-def export_target(spec: str | None, snapshot: Snapshot) -> tuple[str, str]:
-    """(path, format) for an export of `snapshot`, from the user's setting (None: the current folder)."""
-    host = re.sub(r"[^A-Za-z0-9._-]", "_", snapshot.host.name) or "host"
-    stamp = snapshot.taken_at.strftime("%Y%m%d-%H%M%S")
-    default_name = f"pooltop-{host}-{stamp}.json"
-    if not spec:
-        return os.path.join(os.getcwd(), default_name), "json"
-    spec = os.path.expanduser(spec)
-    if os.path.isdir(spec) or spec.endswith(("/", os.sep)):
-        return os.path.join(spec, default_name), "json"
-    path = spec.replace("{host}", host).replace("{time}", stamp)
-    return path, EXPORT_FORMATS.get(Path(path).suffix.lower(), "json")
 
 
 class PooltopApp(App[None]):
@@ -102,7 +84,7 @@ class PooltopApp(App[None]):
         self.sampler = Sampler(source, tracker)
         self.interval = interval
         self.autorefresh = autorefresh
-        self.export_path = export_path
+        self.export_path = export_path  # the folder `x` writes to (else $POOLTOP_EXPORT_DIR, else here)
         self.tz = tz
         self.symbols = self.no_color if symbols is None else symbols
         self.owner_book = OwnerBook(owners)
@@ -116,6 +98,14 @@ class PooltopApp(App[None]):
         self._previous_totals: Totals | None = None
         self._sampling = False
         self._sample_again = False
+        self._again_advances = True
+        # A replay (`pooltop view`): its time cursor; space pauses playback (speed 0).
+        self.replay = self.sampler.replay
+        self.replay_speed = 1
+        self.replay_position = -1  # the index of the replayed sample on screen
+        if self.replay is not None:
+            self.replay_speed = self.replay.speed or 1
+            self.paused = self.replay.speed == 0
         self._sample_started = 0.0
         self._timer: Timer | None = None
         self._filter_before: str = ""
@@ -149,9 +139,14 @@ class PooltopApp(App[None]):
 
     # --- sampling -----------------------------------------------------------------------------
 
-    def request_sample(self) -> None:
-        """Sample now (or as soon as the sample under way ends)."""
+    def request_sample(self, advance: bool = True) -> None:
+        """Sample now (or as soon as the sample under way ends).
+
+        Replaying, `advance` moves the time cursor on first; without it the sample under the cursor
+        is shown (after a cursor key).
+        """
         if self._sampling:
+            self._again_advances = advance and (self._again_advances or not self._sample_again)
             self._sample_again = True
             return
         if self._timer is not None:
@@ -159,20 +154,22 @@ class PooltopApp(App[None]):
             self._timer = None
         self._sampling = True
         self._sample_started = time.monotonic()
-        self.run_worker(self._sample_in_thread, name="sample", group="sample", thread=True,
-                        exit_on_error=False)
+        self.run_worker(lambda: self._sample_in_thread(advance), name="sample", group="sample",
+                        thread=True, exit_on_error=False)
 
-    def _sample_in_thread(self) -> None:
+    def _sample_in_thread(self, advance: bool = True) -> None:
         started = time.monotonic()
         try:
-            sample = self.sampler.take()
+            sample = self.sampler.take(advance)
+            if sample is None:  # a replay with nothing new to show
+                return
         except PooltopError as e:
             self.post_message(SampleFailed(str(e)))
             return
         except Exception as e:  # a backend bug: say so, keep the view and retry
             self.post_message(SampleFailed(f"unexpected {type(e).__name__}: {e}"))
             return
-        self.post_message(SampleReady(sample, time.monotonic() - started))
+        self.post_message(SampleReady(sample, time.monotonic() - started, self.sampler.shown_position))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
@@ -188,7 +185,7 @@ class PooltopApp(App[None]):
             self._timer = None
         if self._sample_again:
             self._sample_again = False
-            self.request_sample()
+            self.request_sample(self._again_advances)
             return
         if self.paused or not self.autorefresh or self._sampling:
             return
@@ -207,6 +204,7 @@ class PooltopApp(App[None]):
         self.slow_sample_s = message.elapsed_s if message.elapsed_s > SLOW_SAMPLE_SHARE * self.interval \
             else None
         self.model.apply(sample)
+        self.replay_position = message.position
         self.samples_applied += 1
         self.table.data_changed()
         self._update_header()
@@ -271,8 +269,16 @@ class PooltopApp(App[None]):
             show_totals=s.show_totals,
             tz=self.tz,
             notes=notes,
+            replay=self._replay_info(),
         )
         self.header_widget.show(info)
+
+    def _replay_info(self) -> ReplayInfo | None:
+        replay = self.replay
+        if replay is None:
+            return None
+        return ReplayInfo(position=self.replay_position, samples=len(replay),
+                          speed=0 if self.paused else self.replay_speed)
 
     def _row_facts(self, key: tuple[str, int]) -> RowFacts | None:
         m = self.model
@@ -479,6 +485,8 @@ class PooltopApp(App[None]):
 
     def action_toggle_pause(self) -> None:
         self.paused = not self.paused
+        if self.replay is not None:
+            self.replay.speed = 0 if self.paused else self.replay_speed
         if self.paused:
             if self._timer is not None:
                 self._timer.stop()
@@ -503,24 +511,47 @@ class PooltopApp(App[None]):
         if sample is None:
             self.notify("nothing to export yet", severity="warning", timeout=3)
             return
-        from pooltop.record.formats import FORMATTERS
+        from pooltop.share import export_snapshot
 
-        spec = self.export_path or os.environ.get(EXPORT_ENV)
-        path, fmt = export_target(spec, sample.snapshot)
         book = self.owner_book
         owners = (lambda tag, pool: book.candidates(tag, int(pool))) if book.available else None
         try:
-            text = FORMATTERS[fmt](sample.snapshot, self.model.order, changes=self.model.changes,
-                                   owners=owners, leak=sample.leak)
-            with atomic_write(path) as f:
-                f.write(text)
-        except PooltopError as e:
+            path = export_snapshot(sample, self.export_path, rows=self.model.order, owners=owners)
+        except (PooltopError, OSError) as e:
             self.notify(str(e), title="export failed", severity="error", timeout=6)
             return
         self.notify(f"{len(self.model):,} rows → {path}", title="exported", timeout=6)
 
+    # --- the replay's time cursor -------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in REPLAY_ACTIONS:
+            if self.replay is None:
+                return False  # hidden from the footer; Home/End fall through to the table
+            if action == "replay_to" and self.focused is self.filter_input:
+                return False  # Home/End move in the filter box while typing
+        return True
+
+    def action_replay_step(self, count: int) -> None:
+        self.sampler.move(step=count)
+        self.request_sample(advance=False)
+
+    def action_replay_to(self, index: int) -> None:
+        self.sampler.move(to=index)
+        self.request_sample(advance=False)
+
+    def action_replay_speed(self, factor: float) -> None:
+        if self.replay is None:
+            return
+        self.replay_speed = max(1, min(MAX_REPLAY_SPEED, round(self.replay_speed * factor)))
+        if not self.paused:
+            self.replay.speed = self.replay_speed
+        self._update_header()
+        self.notify(f"replay: {self.replay_speed} sample{'s' if self.replay_speed > 1 else ''} per refresh",
+                    timeout=2)
+
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.symbols))
+        self.push_screen(HelpScreen(self.symbols, replay=self.replay is not None))
 
     def action_quit_or_close(self) -> None:
         if self.filter_input.has_class("-open"):

@@ -41,6 +41,19 @@ def format_duration(seconds: float) -> str:
 
 
 @dataclass(frozen=True)
+class ReplayInfo:
+    """Where the time cursor of a replay stands."""
+
+    position: int  # index of the sample on screen (-1: none yet)
+    samples: int
+    speed: int  # samples per refresh; 0 paused
+
+    @property
+    def at_end(self) -> bool:
+        return self.position >= self.samples - 1
+
+
+@dataclass(frozen=True)
 class HeaderInfo:
     snapshot: Snapshot | None
     previous_totals: Totals | None
@@ -65,6 +78,7 @@ class HeaderInfo:
     show_totals: bool = False
     tz: dt.tzinfo | None = None
     notes: tuple[str, ...] = ()
+    replay: ReplayInfo | None = None
 
 
 _TOTALS_WINDOWS = (("Paged", "paged_pool"), ("Nonpaged", "nonpaged_pool"))
@@ -108,7 +122,7 @@ class PoolHeader(Widget):
     def _line_count(info: HeaderInfo) -> int:
         snap = info.snapshot
         return (3 + int(info.show_totals) + (len(snap.warnings) if snap is not None else 0)
-                + int(bool(info.error)) + len(info.notes))
+                + int(bool(info.error)) + len(info.notes) + int(info.replay is not None))
 
     def _s(self, name: str) -> Style:
         return self.get_component_rich_style(f"pool-header--{name}", partial=True)
@@ -118,6 +132,8 @@ class PoolHeader(Widget):
         if info is None:
             return Text("pooltop: starting…")
         lines = [self._host_line(info), self._totals_line(info), self._state_line(info)]
+        if info.replay is not None:
+            lines.insert(1, self._replay_line(info, info.replay))
         if info.show_totals:
             lines.append(self._shown_totals_line(info))
         snap = info.snapshot
@@ -160,6 +176,24 @@ class PoolHeader(Widget):
         if info.paused:
             out.append("  ")
             out.append(" PAUSED ", self._s("paused"))
+        return out
+
+    def _replay_line(self, info: HeaderInfo, replay: ReplayInfo) -> Text:
+        out = Text(" ")
+        out.append("replay: ", self._s("label"))
+        out.append(f"sample {replay.position + 1:,}/{replay.samples:,}")
+        snap = info.snapshot
+        if snap is not None:
+            taken = snap.taken_at.astimezone(info.tz) if info.tz is not None else snap.taken_at.astimezone()
+            out.append(f"  {taken:%Y-%m-%d %H:%M:%S %Z}".rstrip())
+        out.append("  speed ", self._s("label"))
+        if replay.speed:
+            out.append(f"{replay.speed}× (samples per refresh)")
+        else:
+            out.append("paused")
+        if replay.at_end:
+            out.append("  end of the recording", self._s("dim"))
+        out.append("  [ ] step  { } ten  Home End  < > speed", self._s("dim"))
         return out
 
     def _trend(self, out: Text, now: int | None, before: int | None) -> None:

@@ -12,16 +12,16 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from pooltop.app.keys import KEYS
+from pooltop.app.keys import specs_for
 from pooltop.model import COLUMNS
 
 
-def help_text(symbols: bool) -> Text:
+def help_text(symbols: bool, replay: bool = False) -> Text:
     bold = Style(bold=True)
     out = Text()
     out.append("pooltop: kernel pool tags (Windows) and slab caches (Linux) that keep growing\n\n", bold)
     groups: dict[str, list[tuple[str, str]]] = {}
-    for spec in KEYS:
+    for spec in specs_for(replay):
         groups.setdefault(spec.group, []).append((spec.label, spec.description))
     width = max(len(label) for specs in groups.values() for label, _ in specs)
     for group, specs in groups.items():
@@ -61,14 +61,15 @@ class HelpScreen(ModalScreen[None]):
     }
     """
 
-    def __init__(self, symbols: bool = False) -> None:
+    def __init__(self, symbols: bool = False, replay: bool = False) -> None:
         super().__init__()
         self.symbols = symbols
+        self.replay = replay
 
     def compose(self) -> ComposeResult:
         with VerticalScroll() as scroll:
             scroll.border_title = "pooltop help (Esc to close)"
-            yield Static(help_text(self.symbols))
+            yield Static(help_text(self.symbols, self.replay))
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(None)

@@ -27,6 +27,8 @@ class KeySpec:
     scope: str = "app"  # "app" or "table" (cursor movement lives on the table widget)
     display: str | None = None  # how to write the key for people ("Enter", "/")
     short: str | None = None  # the footer's word for it (the footer has room for a word or two)
+    replay: bool = False  # only when replaying a recording (`pooltop view`): hidden and inactive live
+    priority: bool = False  # before the focused widget's own keys (Home/End move the time cursor)
 
     @property
     def label(self) -> str:
@@ -52,6 +54,12 @@ _KEY_NAMES = {
     "home": "Home",
     "end": "End",
     "equals_sign": "=",
+    "left_square_bracket": "[",
+    "right_square_bracket": "]",
+    "left_curly_bracket": "{",
+    "right_curly_bracket": "}",
+    "less_than_sign": "<",
+    "greater_than_sign": ">",
 }
 
 KEYS: tuple[KeySpec, ...] = (
@@ -83,7 +91,20 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec(("plus", "equals_sign"), "change_interval(1)", "Slower refresh (longer interval)", "Sampling",
             display="+"),
     KeySpec(("minus",), "change_interval(-1)", "Faster refresh (shorter interval)", "Sampling"),
-    KeySpec(("x",), "export", "Export the shown rows to a file (JSON)", "Sampling"),
+    KeySpec(("x",), "export", "Export the shown rows to a new file in $POOLTOP_EXPORT_DIR", "Sampling"),
+    # The time cursor of a replay (`pooltop view FILE`).
+    KeySpec(("left_square_bracket",), "replay_step(-1)", "One sample back", "Replay", replay=True,
+            footer=True, short="Back"),
+    KeySpec(("right_square_bracket",), "replay_step(1)", "One sample forward", "Replay", replay=True,
+            footer=True, short="Fwd"),
+    KeySpec(("left_curly_bracket",), "replay_step(-10)", "Ten samples back", "Replay", replay=True),
+    KeySpec(("right_curly_bracket",), "replay_step(10)", "Ten samples forward", "Replay", replay=True),
+    KeySpec(("home",), "replay_to(0)", "Jump to the first sample", "Replay", replay=True, priority=True),
+    KeySpec(("end",), "replay_to(-1)", "Jump to the last sample", "Replay", replay=True, priority=True),
+    KeySpec(("greater_than_sign",), "replay_speed(2)", "Play faster (twice the samples per refresh)",
+            "Replay", replay=True),
+    KeySpec(("less_than_sign",), "replay_speed(0.5)", "Play slower (half the samples per refresh)",
+            "Replay", replay=True),
     # Moving in the table.
     KeySpec(("up", "k"), "cursor(-1)", "Previous row", "Move", scope="table", display="↑"),
     KeySpec(("down", "j"), "cursor(1)", "Next row", "Move", scope="table", display="↓"),
@@ -113,21 +134,31 @@ def bindings(scope: str) -> list[BindingType]:
                     show=spec.footer and i == 0,
                     tooltip=spec.description,
                     key_display=_KEY_NAMES.get(key),
+                    priority=spec.priority,
                 )
             )
     return out
 
 
-def palette_specs() -> Iterable[KeySpec]:
-    """Commands offered by the command palette (all app-scope keys)."""
-    return (s for s in KEYS if s.scope == "app")
+def specs_for(replay: bool) -> Iterable[KeySpec]:
+    """The keys that work in this mode (replay keys only when replaying)."""
+    return (s for s in KEYS if replay or not s.replay)
+
+
+def palette_specs(replay: bool = False) -> Iterable[KeySpec]:
+    """Commands offered by the command palette (all app-scope keys of this mode)."""
+    return (s for s in specs_for(replay) if s.scope == "app")
+
+
+def _replaying(app: object) -> bool:
+    return getattr(app, "replay", None) is not None
 
 
 class PooltopCommands(Provider):
     """Every key's command in Textual's command palette (Ctrl+P)."""
 
     async def discover(self) -> Hits:
-        for spec in palette_specs():
+        for spec in palette_specs(_replaying(self.app)):
             yield DiscoveryHit(
                 Content(f"{spec.description}  ({spec.label})"),
                 partial(self.app.run_action, spec.action),
@@ -137,7 +168,7 @@ class PooltopCommands(Provider):
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for spec in palette_specs():
+        for spec in palette_specs(_replaying(self.app)):
             score = matcher.match(spec.description)
             if score > 0:
                 yield Hit(

@@ -16,6 +16,7 @@ class SampleReady(Message):
 
     sample: TrackedSample
     elapsed_s: float  # how long the source took, shown when sampling is slow
+    position: int = -1  # replaying: the index of this sample in the recording
 
     def can_replace(self, message: Message) -> bool:
         # A UI that fell behind shows the newest sample and drops the ones it never drew.

@@ -371,22 +371,28 @@ async def test_x_exports_json_atomically(tmp_path: Path) -> None:
         assert any(str(files[0]) in n.message for n in app._notifications)
 
 
-async def test_x_export_path_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("POOLTOP_EXPORT", str(tmp_path / "{host}-{time}.csv"))
+async def test_x_export_folder_and_format_from_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POOLTOP_EXPORT_DIR", str(tmp_path))
+    monkeypatch.setenv("POOLTOP_EXPORT_FORMAT", "csv")
     app = build_app()
     async with app.run_test(size=(120, 30)) as pilot:
         await advance(pilot, 1)
         await pilot.press("x")
-        out = tmp_path / "testhost-20240501-120001.csv"
+        await pilot.press("x")  # a second export never replaces the first
+        out = tmp_path / "pooltop-testhost-20240501-120001.csv"
         assert out.read_text().startswith("tag,pool,allocs")
+        assert (tmp_path / "pooltop-testhost-20240501-120001-2.csv").exists()
+        assert any(str(out) in n.message for n in app._notifications)
 
 
 async def test_x_export_failure_is_a_notification(tmp_path: Path) -> None:
-    app = build_app(export_path=str(tmp_path / "missing" / "out.json"))
+    app = build_app(export_path=str(tmp_path / "missing"))
     async with app.run_test(size=(120, 30)) as pilot:
         await advance(pilot, 1)
         await pilot.press("x")
-        assert any("does not exist" in n.message and n.severity == "error" for n in app._notifications)
+        assert any("not a folder" in n.message and n.severity == "error" for n in app._notifications)
         assert app.is_running
 
 
@@ -515,7 +521,7 @@ async def test_command_provider_offers_every_app_key(windows_app: PooltopApp) ->
         await advance(pilot, 0)
         provider = PooltopCommands(windows_app.screen)
         found = [hit.text async for hit in provider.discover()]
-        assert found == [s.description for s in KEYS if s.scope == "app"]
+        assert found == [s.description for s in KEYS if s.scope == "app" and not s.replay]
         hits = [hit.text async for hit in provider.search("export")]
         assert hits and "Export" in str(hits[0])
 

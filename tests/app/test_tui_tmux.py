@@ -65,13 +65,12 @@ class Tmux:
         raise AssertionError(f"timed out; the screen was:\n{screen}")
 
 
-@pytest.fixture
-def tmux(tmp_path: Path) -> Iterator[Tmux]:
+def start_tmux(tmp_path: Path, pooltop_args: str) -> Iterator[Tmux]:
     name = f"pooltop-test-{uuid.uuid4().hex[:8]}"
     session = Tmux(name)
     exit_file = tmp_path / "exit-code"
     command = (
-        f"cd {shlex.quote(str(tmp_path))} && {shlex.quote(sys.executable)} -m pooltop --interval 0.5; "
+        f"cd {shlex.quote(str(tmp_path))} && {shlex.quote(sys.executable)} -m pooltop {pooltop_args}; "
         f"echo $? > {shlex.quote(str(exit_file))}; sleep 60"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "NO_COLOR")}
@@ -85,6 +84,35 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
         yield session
     finally:
         subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True, timeout=10)
+
+
+def quit_cleanly(tmux: Tmux) -> None:
+    tmux.send("q")
+    deadline = time.monotonic() + 15
+    exit_file: Path = tmux.exit_file  # type: ignore[attr-defined]
+    while not exit_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert exit_file.exists(), tmux.screen()
+    assert exit_file.read_text().strip() == "0"
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
+    yield from start_tmux(tmp_path, "--interval 0.5")
+
+
+@pytest.fixture
+def tmux_view(tmp_path: Path) -> Iterator[Tmux]:
+    """`pooltop view` on a recording of the scripted snapshots (tui_fakes.make_snapshot 0-29), paused."""
+    from tui_fakes import make_snapshot
+
+    from pooltop.record.store import RecordingWriter
+
+    path = tmp_path / "scripted.db"
+    with RecordingWriter(str(path), make_snapshot(0, windows=False), interval_s=1.0) as writer:
+        for i in range(30):
+            writer.append(make_snapshot(i, windows=False))
+    yield from start_tmux(tmp_path, f"view {shlex.quote(str(path))} --speed 0")
 
 
 def test_live_pooltop_in_tmux(tmux: Tmux) -> None:
@@ -113,10 +141,22 @@ def test_live_pooltop_in_tmux(tmux: Tmux) -> None:
         assert 0 < shown < total
         assert "kmalloc-" in screen.split("Filter kmalloc", 1)[1]
 
-    tmux.send("q")
-    deadline = time.monotonic() + 15
-    exit_file: Path = tmux.exit_file  # type: ignore[attr-defined]
-    while not exit_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert exit_file.exists(), tmux.screen()
-    assert exit_file.read_text().strip() == "0"
+    quit_cleanly(tmux)
+
+
+def test_view_replays_a_recording_in_tmux(tmux_view: Tmux) -> None:
+    tmux = tmux_view
+    screen = tmux.wait_for(lambda s: "replay: sample 1/30" in s)
+    assert "speed paused" in screen and "testbox" in screen
+    tmux.send("]")
+    tmux.wait_for(lambda s: "replay: sample 2/30" in s)
+    tmux.send("}")
+    tmux.wait_for(lambda s: "replay: sample 12/30" in s)
+    tmux.send("End")
+    tmux.wait_for(lambda s: "replay: sample 30/30" in s and "end of the recording" in s)
+    tmux.send("Home")
+    tmux.wait_for(lambda s: "replay: sample 1/30" in s)
+    tmux.send(">")
+    tmux.send("Space")
+    tmux.wait_for(lambda s: "speed 2×" in s)
+    quit_cleanly(tmux)

@@ -1,15 +1,11 @@
-"""The live view's pure parts: number formatting, column layout, filters, export targets."""
+"""The live view's pure parts: number formatting, column layout, filters."""
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import pytest
 from tui_fakes import make_snapshot
 from tui_support import build_app
 
-from pooltop.app.app import export_target
 from pooltop.app.table import fit, format_count, layout_columns
 from pooltop.app.view import OwnerBook, TableModel, filter_pattern, printable
 from pooltop.model import Pool
@@ -81,17 +77,6 @@ def test_owner_book_survives_a_failing_lookup() -> None:
     book = OwnerBook(broken)  # type: ignore[arg-type]
     assert book.candidates("Leak", 0) == ()
     assert book.text("Leak", 0) == ""
-
-
-def test_export_target(tmp_path: Path) -> None:
-    snap = make_snapshot(2)
-    path, fmt = export_target(None, snap)
-    assert path == os.path.join(os.getcwd(), "pooltop-testhost-20240501-120002.json") and fmt == "json"
-    name = "pooltop-testhost-20240501-120002.json"
-    assert export_target(str(tmp_path), snap) == (str(tmp_path / name), "json")
-    assert export_target(str(tmp_path / "{host}.csv"), snap) == (str(tmp_path / "testhost.csv"), "csv")
-    assert export_target(str(tmp_path / "x.txt"), snap)[1] == "text"
-    assert export_target(str(tmp_path / "x.out"), snap)[1] == "json"
 
 
 def test_no_color_environment_turns_on_symbols(monkeypatch: pytest.MonkeyPatch) -> None:
