@@ -37,6 +37,17 @@ def default_owner_lookup() -> OwnerLookup | None:
     return candidates
 
 
+def default_process_source() -> Source | None:
+    """This machine's processes for the verdict line (cheap private memory: no per-process USS),
+    or None where they cannot be read (the header then shows no verdict)."""
+    try:
+        from pooltop.processes import ProcessSource
+
+        return ProcessSource(exact_private=False)
+    except Exception:  # an unsupported platform, psutil missing: no verdict, the pools still show
+        return None
+
+
 def run_live(
     interval: float,
     source: Source | None = None,
@@ -53,7 +64,8 @@ def run_live(
     try:
         app = create_app(src, interval=interval,
                          owners=owners if owners is not None else default_owner_lookup(),
-                         export_path=export_path, tz=tz)
+                         export_path=export_path, tz=tz,
+                         processes=default_process_source() if own_source else None)
         app.run()
     finally:
         if own_source:

@@ -25,7 +25,7 @@ from pooltop.app.header import HeaderInfo, PoolHeader, ReplayInfo
 from pooltop.app.help import HelpScreen
 from pooltop.app.keys import KEYS, PooltopCommands, bindings
 from pooltop.app.messages import BigPoolReady, SampleFailed, SampleReady
-from pooltop.app.sampler import Sampler
+from pooltop.app.sampler import PROCESS_EVERY_S, Sampler
 from pooltop.app.table import PoolTable
 from pooltop.app.view import (
     CHANGE_OF,
@@ -41,6 +41,7 @@ from pooltop.model import COLUMN_BY_KEY, Pool, Totals
 from pooltop.native import Source
 from pooltop.tagdb import OwnerCandidate
 from pooltop.tracking import LeakLevel, Tracker
+from pooltop.verdict import Verdict
 
 OwnerLookup = Callable[[str, Pool], Sequence[OwnerCandidate]]
 
@@ -78,17 +79,23 @@ class PooltopApp(App[None]):
         fade_s: float = 3.0,
         symbols: bool | None = None,
         settings: ViewSettings | None = None,
+        processes: Source | None = None,
+        process_every_s: float = PROCESS_EVERY_S,
     ) -> None:
         super().__init__()
         self.source = source
-        self.sampler = Sampler(source, tracker)
+        self.sampler = Sampler(source, tracker, processes=processes, process_every_s=process_every_s)
+        self.verdict: Verdict | None = None
         self.interval = interval
         self.autorefresh = autorefresh
         self.export_path = export_path  # the folder `x` writes to (else $POOLTOP_EXPORT_DIR, else here)
         self.tz = tz
         self.symbols = self.no_color if symbols is None else symbols
         self.owner_book = OwnerBook(owners)
-        self.model = TableModel(self.owner_book, settings)
+        self.pool_model = TableModel(self.owner_book, settings)
+        # `P`: the processes (pooltop.processes rows, tracked on the sampling side) in the same table.
+        self.process_model = TableModel(OwnerBook(None), ViewSettings())
+        self.model = self.pool_model  # the one the table shows
         self.fade_s = fade_s
         self.paused = False
         self.error: str | None = None
@@ -169,7 +176,9 @@ class PooltopApp(App[None]):
         except Exception as e:  # a backend bug: say so, keep the view and retry
             self.post_message(SampleFailed(f"unexpected {type(e).__name__}: {e}"))
             return
-        self.post_message(SampleReady(sample, time.monotonic() - started, self.sampler.shown_position))
+        elapsed = time.monotonic() - started - self.sampler.process_elapsed_s
+        self.post_message(SampleReady(sample, elapsed, self.sampler.shown_position, self.sampler.verdict,
+                                      self.sampler.process_sample))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
@@ -198,12 +207,15 @@ class PooltopApp(App[None]):
         if not self.table.is_mounted:  # arrived while the app is closing
             return
         sample = message.sample
-        if self.model.sample is not None:
-            self._previous_totals = self.model.sample.snapshot.totals
+        if self.pool_model.sample is not None:
+            self._previous_totals = self.pool_model.sample.snapshot.totals
         self.error = None
         self.slow_sample_s = message.elapsed_s if message.elapsed_s > SLOW_SAMPLE_SHARE * self.interval \
             else None
-        self.model.apply(sample)
+        self.pool_model.apply(sample)
+        self.verdict = message.verdict
+        if message.processes is not None and message.processes is not self.process_model.sample:
+            self.process_model.apply(message.processes)
         self.replay_position = message.position
         self.samples_applied += 1
         self.table.data_changed()
@@ -226,8 +238,16 @@ class PooltopApp(App[None]):
         column = COLUMN_BY_KEY.get(key) if key is not None else None
         return column.title if column is not None else self.model.settings.sort
 
+    @property
+    def showing_processes(self) -> bool:
+        return self.model is self.process_model
+
     def _pools_label(self) -> str:
         s = self.model.settings
+        if self.showing_processes:
+            sample = self.model.sample
+            windows = sample is not None and sample.snapshot.source.startswith("windows")
+            return f"processes (Bytes private, Diff {'handles' if windows else 'open files'})"
         if self.model.is_slab:
             return "slab"
         if s.session_only:
@@ -237,10 +257,10 @@ class PooltopApp(App[None]):
 
     def _update_header(self) -> None:
         m = self.model
-        sample = m.sample
+        sample = self.pool_model.sample  # the system's snapshot, also under the processes view
         s = m.settings
         snap = sample.snapshot if sample is not None else None
-        since = sample.since_baseline if sample is not None else None
+        since = m.sample.since_baseline if m.sample is not None else None
         notes: tuple[str, ...] = ()
         if self.sampler.baseline_pending:
             notes = (" baseline: set, applies to the next sample",)
@@ -270,6 +290,7 @@ class PooltopApp(App[None]):
             tz=self.tz,
             notes=notes,
             replay=self._replay_info(),
+            verdict=self.verdict,
         )
         self.header_widget.show(info)
 
@@ -317,7 +338,9 @@ class PooltopApp(App[None]):
             self.detail.show(DetailInfo(None, (), (), 0.0, (), self.owner_book.available, (), None, None))
             return
         tag, pool = key
-        if fetch_big_pool or self._big_pool is None or self._big_pool[0] != tag:
+        if pool == Pool.PROCESS:
+            self._big_pool = (tag, (), "processes: no big-pool allocations")
+        elif fetch_big_pool or self._big_pool is None or self._big_pool[0] != tag:
             self._big_pool = (tag, None, None)
             self.run_worker(lambda: self._big_pool_in_thread(tag), group="bigpool", thread=True,
                             exclusive=True, exit_on_error=False)
@@ -434,7 +457,25 @@ class PooltopApp(App[None]):
             self._view_changed()
         self.table.focus()
 
+    def action_toggle_processes(self) -> None:
+        if self.sampler.processes is None:
+            what = "a recording has no process data" if self.replay is not None \
+                else "processes are not readable here"
+            self.notify(f"no processes view: {what}", timeout=3)
+            return
+        self.model = self.pool_model if self.showing_processes else self.process_model
+        self.table.model = self.model
+        self.table.selected_key = None
+        self.table.cursor = 0
+        self.table.empty_text = ("waiting for the first process sample (every 5 s)…" if self.showing_processes
+                                 else "waiting for the first sample…")
+        self.table.scroll_to(y=0, animate=False)
+        self._view_changed()
+
     def action_cycle_pools(self) -> None:
+        if self.showing_processes:
+            self.notify("processes have no pools: P shows the kernel pools again", timeout=3)
+            return
         if self.model.is_slab:
             self.notify("Linux has one kind of pool (slab): nothing to switch", timeout=3)
             return
@@ -444,7 +485,7 @@ class PooltopApp(App[None]):
         self._view_changed()
 
     def action_toggle_session(self) -> None:
-        if not self.model.has_session_pool:
+        if self.showing_processes or not self.model.has_session_pool:
             self.notify("no session pool on this backend", timeout=3)
             return
         s = self.model.settings
@@ -574,7 +615,14 @@ def create_app(
     fade_s: float = 3.0,
     symbols: bool | None = None,
     settings: ViewSettings | None = None,
+    processes: Source | None = None,
+    process_every_s: float = PROCESS_EVERY_S,
 ) -> PooltopApp:
-    """The live view around `source`, without running it (tests drive it with run_test())."""
+    """The live view around `source`, without running it (tests drive it with run_test()).
+
+    `processes` (a ProcessSource, or a scripted one in tests) feeds the header's verdict line,
+    sampled every `process_every_s` seconds of the source's clock; without it there is no verdict.
+    """
     return PooltopApp(source, interval=interval, owners=owners, tracker=tracker, autorefresh=autorefresh,
-                      export_path=export_path, tz=tz, fade_s=fade_s, symbols=symbols, settings=settings)
+                      export_path=export_path, tz=tz, fade_s=fade_s, symbols=symbols, settings=settings,
+                      processes=processes, process_every_s=process_every_s)

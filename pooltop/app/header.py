@@ -17,6 +17,7 @@ from textual.widget import Widget
 from pooltop.app.view import PoolTotal, printable
 from pooltop.model import Pool, Snapshot, Totals, human_bytes
 from pooltop.tracking import LeakLevel
+from pooltop.verdict import Verdict, VerdictKind
 
 
 def format_uptime(seconds: float | None) -> str:
@@ -79,6 +80,7 @@ class HeaderInfo:
     tz: dt.tzinfo | None = None
     notes: tuple[str, ...] = ()
     replay: ReplayInfo | None = None
+    verdict: Verdict | None = None  # driver or application? None: no process data (replay, failure)
 
 
 _TOTALS_WINDOWS = (("Paged", "paged_pool"), ("Nonpaged", "nonpaged_pool"))
@@ -122,7 +124,8 @@ class PoolHeader(Widget):
     def _line_count(info: HeaderInfo) -> int:
         snap = info.snapshot
         return (3 + int(info.show_totals) + (len(snap.warnings) if snap is not None else 0)
-                + int(bool(info.error)) + len(info.notes) + int(info.replay is not None))
+                + int(bool(info.error)) + len(info.notes) + int(info.replay is not None)
+                + int(info.verdict is not None))
 
     def _s(self, name: str) -> Style:
         return self.get_component_rich_style(f"pool-header--{name}", partial=True)
@@ -132,6 +135,8 @@ class PoolHeader(Widget):
         if info is None:
             return Text("pooltop: starting…")
         lines = [self._host_line(info), self._totals_line(info), self._state_line(info)]
+        if info.verdict is not None:
+            lines.insert(2, self._verdict_line(info.verdict))
         if info.replay is not None:
             lines.insert(1, self._replay_line(info, info.replay))
         if info.show_totals:
@@ -194,6 +199,17 @@ class PoolHeader(Widget):
         if replay.at_end:
             out.append("  end of the recording", self._s("dim"))
         out.append("  [ ] step  { } ten  Home End  < > speed", self._s("dim"))
+        return out
+
+    def _verdict_line(self, verdict: Verdict) -> Text:
+        out = Text(" ")
+        out.append("verdict: ", self._s("label"))
+        if verdict.kind is VerdictKind.UNKNOWN:
+            samples = verdict.evidence.samples
+            out.append(f"collecting process samples ({samples}/2)…", self._s("dim"))
+            return out
+        style = {VerdictKind.KERNEL: "leak", VerdictKind.PROCESS: "suspect"}.get(verdict.kind, "dim")
+        out.append(printable(verdict.text), self._s(style))
         return out
 
     def _trend(self, out: Text, now: int | None, before: int | None) -> None:

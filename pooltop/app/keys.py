@@ -80,6 +80,7 @@ KEYS: tuple[KeySpec, ...] = (
             display="/", short="Filter"),
     KeySpec(("p",), "cycle_pools", "Pools: nonpaged / paged / both", "View"),
     KeySpec(("s",), "toggle_session", "Session pool only (Windows)", "View"),
+    KeySpec(("P",), "toggle_processes", "Processes / kernel pools in the table", "View"),
     KeySpec(("c",), "toggle_changes", "Changes per refresh / since baseline", "View", footer=True,
             short="Δ mode"),
     KeySpec(("z",), "set_baseline", "Set the baseline to now", "View", footer=True, short="Baseline"),

@@ -8,6 +8,7 @@ from textual.message import Message
 
 from pooltop.native import BigPoolAllocation
 from pooltop.tracking import TrackedSample
+from pooltop.verdict import Verdict
 
 
 @dataclass
@@ -17,6 +18,8 @@ class SampleReady(Message):
     sample: TrackedSample
     elapsed_s: float  # how long the source took, shown when sampling is slow
     position: int = -1  # replaying: the index of this sample in the recording
+    verdict: Verdict | None = None  # driver or application? (None: no process data, or it failed)
+    processes: TrackedSample | None = None  # the latest tracked process snapshot (every ~5 s)
 
     def can_replace(self, message: Message) -> bool:
         # A UI that fell behind shows the newest sample and drops the ones it never drew.

@@ -7,16 +7,29 @@ three go through here and are serialised by one lock, since Tracker is not threa
 A replay (pooltop.record.replay: a source with seek/step/generation) is driven from here too: the
 cursor moves under the source lock, and when its `generation` changes (a jump) the Tracker starts
 over, so no delta is ever computed across a jump.
+
+Live, an optional process source (pooltop.processes.ProcessSource) is sampled here too, every
+`process_every_s` of the system source's clock, and each (system, processes) pair feeds a
+VerdictWindow: the header's one-line verdict; the same snapshots go through a second Tracker for
+the processes view (`P`). A failing process sample costs only the verdict
+(None until the next good one), never the pool sample.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import Protocol, runtime_checkable
 
-from pooltop.model import Snapshot
+from pooltop.model import Pool, Snapshot
 from pooltop.native import BigPoolAllocation, Source
 from pooltop.tracking import TrackedSample, Tracker
+from pooltop.verdict import Verdict, VerdictWindow
+
+#: how often (seconds of the system source's clock) processes are sampled for the verdict
+PROCESS_EVERY_S = 5.0
+#: how many (system, processes) pairs the verdict looks at
+VERDICT_WINDOW = 30
 
 
 @runtime_checkable
@@ -49,9 +62,25 @@ def as_replay(source: Source) -> ReplayCursor | None:
 
 
 class Sampler:
-    def __init__(self, source: Source, tracker: Tracker | None = None) -> None:
+    def __init__(
+        self,
+        source: Source,
+        tracker: Tracker | None = None,
+        processes: Source | None = None,
+        process_every_s: float = PROCESS_EVERY_S,
+        verdict_window: VerdictWindow | None = None,
+    ) -> None:
         self.source = source
         self.replay = as_replay(source)
+        # No process data in a recording: no verdict while replaying.
+        self.processes = processes if self.replay is None else None
+        self.process_every_s = process_every_s
+        self._verdicts = verdict_window or VerdictWindow(VERDICT_WINDOW)
+        self._process_at_ns: int | None = None  # system clock of the last process sample
+        self.verdict: Verdict | None = None  # the latest; None without processes or after a failure
+        self.process_elapsed_s = 0.0  # time the last take() spent on processes (not the pool source)
+        self._process_tracker = Tracker()
+        self.process_sample: TrackedSample | None = None  # the latest tracked process snapshot
         self._tracker = tracker or Tracker()
         self._tracker_lock = threading.Lock()
         self._source_lock = threading.Lock()
@@ -67,9 +96,11 @@ class Sampler:
         sample); without it, the sample under the cursor is shown (after a cursor key). None: the
         replay is at its end or paused, nothing new to show.
         """
+        self.process_elapsed_s = 0.0
         with self._source_lock:
             if self.replay is None:
                 snapshot = self.source.sample()
+                self._judge(snapshot)
             else:
                 replay = self.replay
                 if advance and self._shown_at is not None:
@@ -97,6 +128,26 @@ class Sampler:
                 self._tracker.reset_baseline()
             return self._tracker.update(snapshot)
 
+    def _judge(self, system: Snapshot) -> None:
+        """Sample processes when due and push the pair into the verdict window (worker thread)."""
+        if self.processes is None:
+            return
+        now = system.monotonic_ns
+        due = self._process_at_ns is None or now - self._process_at_ns >= self.process_every_s * 1e9
+        if not due:
+            return
+        started = time.monotonic()
+        try:
+            processes = self.processes.sample()
+            self.verdict = self._verdicts.push(system, processes)
+            with self._tracker_lock:
+                self.process_sample = self._process_tracker.update(processes)
+        except Exception:  # the verdict is a bonus: never let it break the pool sampling
+            self.verdict = None
+        finally:
+            self._process_at_ns = now
+            self.process_elapsed_s = time.monotonic() - started
+
     def move(self, step: int | None = None, to: int | None = None) -> None:
         """Move the replay cursor by `step` samples or to index `to` (negative: from the end)."""
         if self.replay is None:
@@ -117,7 +168,8 @@ class Sampler:
 
     def history(self, tag: str, pool: int) -> tuple[list[float], list[float], list[float]]:
         with self._tracker_lock:
-            return self._tracker.history(tag, pool)
+            tracker = self._process_tracker if pool == Pool.PROCESS else self._tracker
+            return tracker.history(tag, pool)
 
     def big_pool_allocations(self, tag: str) -> list[BigPoolAllocation]:
         with self._source_lock:

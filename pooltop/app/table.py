@@ -99,6 +99,7 @@ def layout_columns(
     single_pool: bool,
     owners: bool,
     symbols: bool,
+    per_alloc: bool = True,
 ) -> list[LaidColumn]:
     """Which columns fit in `width` cells and where: the least important (highest Column.priority)
     go first; Owner shrinks to OWNER_MIN_WIDTH before anything is dropped and grows into spare room."""
@@ -111,6 +112,8 @@ def layout_columns(
             continue
         if col.key == "owner" and not owners:
             continue
+        if col.key == "per_alloc" and not per_alloc:
+            continue  # processes: private bytes per handle means nothing
         chosen.append(col)
 
     def cell_width(col: Column) -> int:
@@ -248,11 +251,13 @@ class PoolTable(ScrollView, can_focus=True):
     def _relayout(self) -> None:
         width = self.scrollable_content_region.width
         m = self.model
-        key = (width, self._tag_width, m.has_alloc_counts, m.is_slab, m.owners.available, self.symbols)
+        process = m.is_process
+        key = (width, self._tag_width, m.has_alloc_counts, m.is_slab, m.owners.available, self.symbols,
+               process)
         if key != self._layout_key:
             self._layout_key = key
-            self._columns = layout_columns(width, self._tag_width, m.has_alloc_counts, m.is_slab,
-                                           m.owners.available, self.symbols)
+            self._columns = layout_columns(width, self._tag_width, m.has_alloc_counts, m.is_slab or process,
+                                           m.owners.available, self.symbols, per_alloc=not process)
 
     @property
     def columns(self) -> list[LaidColumn]:

@@ -264,6 +264,16 @@ class TableModel:
             return bool(np.all(counters.pools == Pool.SLAB))
         return self.sample.snapshot.source.startswith("linux")
 
+    @property
+    def is_process(self) -> bool:
+        """Process rows (pooltop.processes): Tag is name[pid], Bytes private memory, Diff handles/files."""
+        if self.sample is None:
+            return False
+        counters = self.counters
+        if len(counters):
+            return bool(np.all(counters.pools == Pool.PROCESS))
+        return self.sample.snapshot.source.endswith("-processes")
+
     def __len__(self) -> int:
         return len(self.order)
 
@@ -303,6 +313,8 @@ class TableModel:
 
     def _pool_mask(self, counters: CounterSet) -> npt.NDArray[np.bool_] | None:
         s = self.settings
+        if self.is_process:
+            return None  # one kind of row: the pool choice is the kernel view's
         if s.session_only:
             return np.asarray(counters.pools == Pool.SESSION)
         if s.pools is PoolMode.BOTH:

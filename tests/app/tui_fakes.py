@@ -15,12 +15,14 @@ Every row exists to exercise one behaviour:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 
 from pooltop.errors import PooltopError, Unsupported
 from pooltop.model import CounterSet, HostInfo, Pool, Snapshot, Totals, escape_tag
 from pooltop.native import BigPoolAllocation, Source
+from pooltop.processes import ProcessReading, process_counters
 from pooltop.tagdb import DriverFacts, OwnerCandidate
 
 START = dt.datetime(2024, 5, 1, 12, 0, 0, tzinfo=dt.UTC)
@@ -149,3 +151,65 @@ _OWNERS: dict[str, tuple[OwnerCandidate, ...]] = {
 
 def fake_owners(tag: str, pool: Pool) -> Sequence[OwnerCandidate]:
     return _OWNERS.get(tag, ())
+
+
+# --- the verdict line: a kernel source whose slab grows, and scripted processes ---------------------
+
+MiB = 1 << 20
+
+
+class GrowingSlabSource(ScriptedSource):
+    """The Linux ScriptedSource, its unreclaimable slab growing `step` bytes a sample."""
+
+    def __init__(self, step: int = 8 * MiB) -> None:
+        super().__init__(windows=False)
+        self.step = step
+
+    def sample(self) -> Snapshot:
+        snap = super().sample()
+        i = self.index - 1
+        t = snap.totals
+        totals = dataclasses.replace(t, slab=(t.slab or 0) + self.step * i,
+                                     slab_unreclaimable=(t.slab_unreclaimable or 0) + self.step * i)
+        return dataclasses.replace(snap, totals=totals)
+
+
+class ScriptedProcesses(Source):
+    """Linux processes, one sample per call on the kernel source's clock (1 s apart): `leaky[42]`
+    grows `grow` bytes of private memory a sample (0: flat), the others never change.
+    Raises PooltopError at the calls in `fail_at`."""
+
+    name = "linux-processes"
+
+    def __init__(self, grow: int = 0, fail_at: Sequence[int] = ()) -> None:
+        self.grow = grow
+        self.fail_at = set(fail_at)
+        self.calls = 0
+        self.index = 0
+
+    def sample(self) -> Snapshot:
+        call = self.calls
+        self.calls += 1
+        if call in self.fail_at:
+            raise PooltopError("cannot list processes: scripted failure")
+        i = self.index
+        self.index += 1
+        readings = [
+            ProcessReading(1, "init", 4 * MiB, 8 * MiB, handles=40),
+            ProcessReading(42, "leaky", 100 * MiB + self.grow * i, 120 * MiB + self.grow * i, handles=12),
+            ProcessReading(77, "steady", 50 * MiB, 60 * MiB, handles=30),
+        ]
+        return Snapshot(
+            source=self.name,
+            taken_at=START + dt.timedelta(seconds=i),
+            monotonic_ns=START_NS + i * 1_000_000_000,
+            host=HostInfo("testbox", "Linux", "6.8.0-test", "x86_64", uptime_s=7200 + i),
+            totals=Totals(),
+            counters=process_counters(readings, "linux"),
+        )
+
+    def big_pool_allocations(self, tag: str | None = None) -> list[BigPoolAllocation]:
+        raise Unsupported("processes have no big-pool allocations")
+
+    def close(self) -> None:
+        pass
