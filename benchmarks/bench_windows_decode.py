@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from pooltop.model import CounterSet, escape_tag
-from pooltop.native.windows.layouts import X64, decode_pooltags
+from pooltop.native.windows.layouts import X64, TagTextCache, decode_pooltags
 
 RECORD = struct.Struct("<IIIxxxxQIIQ")  # SYSTEM_POOLTAG, x64
 
@@ -103,12 +103,22 @@ def main() -> None:
         naive = timings(naive_decode, buf, max(5, args.runs // 10))
         med, naive_med = statistics.median(ours) * 1e3, statistics.median(naive) * 1e3
         q1, _, q3 = (x * 1e3 for x in statistics.quantiles(ours, n=4))
-        verdict = "meets" if med <= target_ms else "MISSES"
+        steady = steady_ms(buf, args.runs)
         print(
-            f"{n:>6} records ({rows} rows): numpy {med:7.3f} ms  [quartiles {q1:.3f}..{q3:.3f}]   "
-            f"struct loop {naive_med:8.2f} ms   {naive_med / med:5.1f}x faster   "
-            f"target {target_ms:g} ms: {verdict}"
+            f"{n:>6} records ({rows} rows): numpy first decode {med:7.3f} ms "
+            f"[quartiles {q1:.3f}..{q3:.3f}], steady refresh {steady:6.3f} ms   "
+            f"struct loop {naive_med:8.2f} ms ({naive_med / med:5.1f}x slower)   target {target_ms:g} ms: "
+            f"first {'meets' if med <= target_ms else 'MISSES'}, "
+            f"steady {'meets' if steady <= target_ms else 'MISSES'}"
         )
+
+
+def steady_ms(buf: bytes, runs: int) -> float:
+    """A live source keeps the tag texts while the kernel's tag table stays the same (the usual
+    refresh); the first decode pays for every string."""
+    cache = TagTextCache()
+    decode_pooltags(buf, X64, cache=cache)
+    return statistics.median(timings(lambda b: decode_pooltags(b, X64, cache=cache), buf, runs)) * 1e3
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from pooltop.native import BigPoolAllocation, Source
 from pooltop.native.windows.layouts import (
     KernelModule,
     Layout,
+    TagTextCache,
     decode_bigpool,
     decode_modules,
     decode_pooltags,
@@ -104,6 +105,7 @@ class WindowsSource(Source):
         self.include_sessions = include_sessions
         self._pool_class: int | None = None  # 255 or 22, once one has answered
         self._sessions_off: str | None = None  # why class 67 is not asked again
+        self._tag_caches: dict[int, TagTextCache] = {}
 
     @property
     def layout(self) -> Layout:
@@ -123,7 +125,8 @@ class WindowsSource(Source):
         return self._decode_pool(self._pool_class)
 
     def _decode_pool(self, info_class: int) -> CounterSet:
-        return decode_pooltags(self._api.query(info_class).data, self.layout, info_class)
+        cache = self._tag_caches.setdefault(info_class, TagTextCache())
+        return decode_pooltags(self._api.query(info_class).data, self.layout, info_class, cache)
 
     def session_counters(self) -> CounterSet:
         """Session pool rows (class 67), one per tag with a session_id column."""
