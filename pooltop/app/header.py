@@ -12,6 +12,7 @@ from typing import ClassVar
 
 from rich.style import Style
 from rich.text import Text
+from textual.geometry import Region
 from textual.widget import Widget
 
 from pooltop.app.view import PoolTotal, printable
@@ -112,13 +113,27 @@ class PoolHeader(Widget):
         super().__init__(id=id)
         self.info: HeaderInfo | None = None
         self._lines = 1
+        self._shown: list[Text] | None = None  # the lines on screen, built in show()
 
     def show(self, info: HeaderInfo) -> None:
         lines = self._line_count(info)
-        # A new layout (the whole screen) only when the header grows or shrinks, not every refresh.
-        self.refresh(layout=lines != self._lines)
         self.info = info
+        old = self._shown
+        new = self._shown = self._build(info)
+        if lines != self._lines or old is None or len(old) != len(new):
+            # A new layout (the whole screen) only when the header grows or shrinks.
+            self.refresh(layout=lines != self._lines)
+        else:
+            # Repaint only the lines that read differently (usually just the host line's clock).
+            width = self.size.width
+            for y, (before, after) in enumerate(zip(old, new, strict=True)):
+                if before != after:
+                    self.refresh(Region(0, y, width, 1))
         self._lines = lines
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._shown = None  # built with the old component styles
 
     @staticmethod
     def _line_count(info: HeaderInfo) -> int:
@@ -134,6 +149,14 @@ class PoolHeader(Widget):
         info = self.info
         if info is None:
             return Text("pooltop: starting…")
+        if self._shown is None:
+            self._shown = self._build(info)
+        text = Text("\n").join(self._shown)
+        text.no_wrap = True
+        text.overflow = "ellipsis"
+        return text
+
+    def _build(self, info: HeaderInfo) -> list[Text]:
         lines = [self._host_line(info), self._totals_line(info), self._state_line(info)]
         if info.verdict is not None:
             lines.insert(2, self._verdict_line(info.verdict))
@@ -152,10 +175,7 @@ class PoolHeader(Widget):
                                        ("  (showing the last good sample; retrying)", self._s("dim"))))
         for note in info.notes:
             lines.append(Text(note, self._s("dim")))
-        text = Text("\n").join(lines)
-        text.no_wrap = True
-        text.overflow = "ellipsis"
-        return text
+        return lines
 
     def _host_line(self, info: HeaderInfo) -> Text:
         out = Text()

@@ -18,7 +18,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import BindingType
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -222,6 +222,12 @@ class PoolTable(ScrollView, can_focus=True):
         self._tags_seen: tuple[str, ...] | None = None
         self._rich_styles: dict[str, Style] = {}
         self._combos: dict[tuple[LeakLevel, bool, str | None], Style] = {}
+        # What each screen line shows, as (scroll top, width, strip): a new sample repaints only
+        # the lines whose strip changed (Textual's compositing and the terminal output cost far
+        # more per line than building a strip). _fresh holds strips built for that comparison,
+        # for render_line to hand over.
+        self._painted: dict[int, tuple[int, int, Strip]] = {}
+        self._fresh: dict[int, tuple[int, int, Strip]] = {}
 
     # --- data and layout ----------------------------------------------------------------------
 
@@ -244,9 +250,29 @@ class PoolTable(ScrollView, can_focus=True):
         self.virtual_size = Size(self.scrollable_content_region.width, n + 1)
         if follow:
             self._scroll_to_cursor()
-        self.refresh()
+        self._refresh_changed_lines()
         if self.selected_key != old_key:
             self.post_message(self.CursorMoved(self.selected_key))
+
+    def _refresh_changed_lines(self) -> None:
+        """Repaint the lines that now read differently (all of them if the view moved)."""
+        self._fresh.clear()
+        width = self.scrollable_content_region.width
+        height = self.scrollable_content_region.height
+        top = int(self.scroll_y)
+        painted = self._painted
+        if not self.is_mounted or len(painted) < height or any(
+            painted[y][0] != top or painted[y][1] != width for y in range(height) if y in painted
+        ):
+            self.refresh()
+            return
+        fresh = self._fresh
+        region_width = self.size.width
+        for y in range(height):
+            strip = self._line(y, top, width)
+            fresh[y] = (top, width, strip)
+            if painted[y][2] != strip:
+                self.refresh(Region(0, y, region_width, 1))
 
     def _relayout(self) -> None:
         width = self.scrollable_content_region.width
@@ -265,6 +291,7 @@ class PoolTable(ScrollView, can_focus=True):
 
     def on_resize(self, event: events.Resize) -> None:
         self._layout_key = None
+        self._fresh.clear()
         self._relayout()
         self.virtual_size = Size(self.scrollable_content_region.width, len(self.model) + 1)
         self.refresh()
@@ -273,6 +300,8 @@ class PoolTable(ScrollView, can_focus=True):
         super().notify_style_update()
         self._rich_styles.clear()
         self._combos.clear()
+        self._fresh.clear()
+        self._painted.clear()
 
     # --- cursor -------------------------------------------------------------------------------
 
@@ -295,7 +324,7 @@ class PoolTable(ScrollView, can_focus=True):
         changed = key != self.selected_key
         self.selected_key = key
         self._scroll_to_cursor()
-        self.refresh()
+        self._refresh_changed_lines()
         if changed:
             self.post_message(self.CursorMoved(key))
 
@@ -361,10 +390,20 @@ class PoolTable(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
+        top = int(self.scroll_y)
+        fresh = self._fresh.pop(y, None)
+        if fresh is not None and fresh[0] == top and fresh[1] == width:
+            strip = fresh[2]
+        else:
+            strip = self._line(y, top, width)
+        self._painted[y] = (top, width, strip)
+        return strip
+
+    def _line(self, y: int, top: int, width: int) -> Strip:
         base = self._style("base")
         if y == 0:
             return self._header_strip(width)
-        position = int(self.scroll_y) + y - 1
+        position = top + y - 1
         if position >= len(self.model):
             if position == 0:
                 text = fit(" " + self.empty_text, width)

@@ -210,7 +210,7 @@ class TableModel:
 
     def apply(self, sample: TrackedSample) -> None:
         counters = sample.counters
-        if self._tags is None or self._tags != counters.tags:
+        if self._tags is None or (self._tags is not counters.tags and self._tags != counters.tags):
             self._tags = counters.tags
             self._match_key = None
             self._tag_rank = None
