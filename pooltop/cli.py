@@ -169,7 +169,7 @@ def snapshot(
         rows = rows[:top]
     owners = owner_lookup(sample.snapshot, tagfiles)
     text = FORMATTERS[fmt](sample.snapshot, rows, changes=changes, owners=owners)
-    _emit(text, output)
+    emit_text(text, output)
 
 
 def owner_lookup(snap: Snapshot, tagfiles: Sequence[str] = ()) -> OwnerLookup:
@@ -193,7 +193,8 @@ def owner_lookup(snap: Snapshot, tagfiles: Sequence[str] = ()) -> OwnerLookup:
     return lookup
 
 
-def _emit(text: str, output: str | None) -> None:
+def emit_text(text: str, output: str | None) -> None:
+    """Print to stdout, or write FILE atomically and say so on stderr (every command's -o)."""
     if output is None:
         sys.stdout.write(text)
         sys.stdout.flush()

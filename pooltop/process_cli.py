@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import click
 
 from pooltop import __version__
+from pooltop.cli import Duration, emit_text
 from pooltop.model import Snapshot, human_bytes
 from pooltop.processes import (
     PROCESS_SORT_KEYS,
@@ -31,34 +31,6 @@ from pooltop.tracking import Deltas
 PROCESS_SORT_CHOICES = tuple(PROCESS_SORT_KEYS)
 _WINDOWS_ONLY = {"pool", "paged", "nonpaged", "dpool"}
 _LINUX_ONLY = {"swap"}
-
-
-class _Duration(click.ParamType):  # type: ignore[type-arg,unused-ignore]  # generic in newer click stubs
-    """Same syntax as `pooltop snapshot --interval` (2, 2s, 500ms, 5m)."""
-
-    name = "duration"
-
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
-        if isinstance(value, int | float):
-            return float(value)
-        from pooltop.cli import parse_interval  # at parse time pooltop.cli is fully loaded
-
-        try:
-            return parse_interval(str(value))
-        except click.BadParameter as e:
-            self.fail(e.message, param, ctx)
-
-
-def _emit(text: str, output: str | None) -> None:
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    from pooltop.atomic import atomic_write
-
-    with atomic_write(output) as f:
-        f.write(text)
-    click.echo(f"pooltop: wrote {output}", err=True)
 
 
 # --- exports ------------------------------------------------------------------------------------
@@ -179,7 +151,7 @@ def format_processes_text(snap: Snapshot, view: ProcessView, changes: Deltas | N
                    "Repeatable.")
 @click.option("--exclude", "-X", multiple=True, metavar="PAT",
               help="Leave out matching processes. Repeatable.")
-@click.option("--interval", type=_Duration(), default=None,
+@click.option("--interval", type=Duration(), default=None,
               help="Sample twice this far apart and include the change columns.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write to FILE (atomically) instead of standard output.")
@@ -242,11 +214,11 @@ def processes(
         text = format_processes_csv(view, changes)
     else:
         text = format_processes_text(snap, view, changes)
-    _emit(text, output)
+    emit_text(text, output)
 
 
 @click.command()
-@click.option("--window", "-w", type=_Duration(), default=10.0, show_default=True,
+@click.option("--window", "-w", type=Duration(), default=10.0, show_default=True,
               help="How long to watch for growth (one sample a second; shorter windows sample faster).")
 @click.option("--format", "-f", "fmt", type=click.Choice(("text", "json")), default="text",
               show_default=True)
@@ -279,7 +251,7 @@ def doctor(window: float = 10.0, fmt: str = "text", output: str | None = None) -
         report = run_doctor(window, system_source, process_source)
     text = (json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n" if fmt == "json"
             else format_report_text(report))
-    _emit(text, output)
+    emit_text(text, output)
     if report.exit_code:
         # SystemExit, not ctx.exit(): pooltop.cli.main() runs click with standalone_mode=False, where
         # click returns ctx.exit()'s code instead of raising it, and main() exits 0 regardless.

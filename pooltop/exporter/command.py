@@ -14,6 +14,8 @@ from types import FrameType
 
 import click
 
+from pooltop.cli import Duration
+
 DEFAULT_LISTEN = "127.0.0.1:9877"
 
 
@@ -60,25 +62,11 @@ class ListenAddress(click.ParamType):  # type: ignore[type-arg]  # generic only 
             self.fail(str(e), param, ctx)
 
 
-class Seconds(click.ParamType):  # type: ignore[type-arg]
-    name = "duration"
-
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
-        from pooltop.cli import parse_interval  # here, not at import: pooltop.cli imports this module
-
-        if isinstance(value, int | float):
-            return float(value)
-        try:
-            return parse_interval(str(value))
-        except click.BadParameter as e:
-            self.fail(e.message, param, ctx)
-
-
 @click.command()
 @click.option("--listen", "-l", type=ListenAddress(), default=DEFAULT_LISTEN, show_default=True,
               help="Address to serve /metrics on. Loopback unless told otherwise; 0.0.0.0:PORT serves every "
                    "interface (without authentication).")
-@click.option("--interval", "-i", type=Seconds(), default=5.0, show_default=True,
+@click.option("--interval", "-i", type=Duration(), default=5.0, show_default=True,
               help="Time between samples of the kernel (scrapes never sample).")
 @click.option("--top", "-n", type=click.IntRange(min=1), default=100, show_default=True,
               help="Export the N largest tags by bytes ...")

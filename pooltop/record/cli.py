@@ -190,9 +190,9 @@ def report(
     else:
         rep = build_report(files[0], th, max_points=points)
         text = RENDERERS[fmt](rep, include_stable, top)
-    from pooltop.cli import _emit
+    from pooltop.cli import emit_text
 
-    _emit(text, output)
+    emit_text(text, output)
 
 
 def _check_no_stdout_html(fmt: str, output: str | None) -> None:
