@@ -144,6 +144,20 @@ def test_live_pooltop_in_tmux(tmux: Tmux) -> None:
     quit_cleanly(tmux)
 
 
+def test_processes_view_and_verdict_in_tmux(tmux: Tmux) -> None:
+    """P switches the real table to this machine's processes; the header carries the verdict."""
+    tmux.wait_for(lambda s: "pooltop" in s and "Sort" in s and "#2" in s)
+    tmux.send("P")
+    # processes are sampled every 5 s; the view switches at once and fills on the first one
+    screen = tmux.wait_for(lambda s: "Pools processes" in s and re.search(r"\w+\[\d+\]", s) is not None,
+                           timeout=20)
+    assert "python" in screen or "tmux" in screen or "pooltop" in screen  # a process we know runs
+    tmux.wait_for(lambda s: "verdict:" in s, timeout=20)
+    tmux.send("P")
+    tmux.wait_for(lambda s: "Pools processes" not in s)
+    quit_cleanly(tmux)
+
+
 def test_view_replays_a_recording_in_tmux(tmux_view: Tmux) -> None:
     tmux = tmux_view
     screen = tmux.wait_for(lambda s: "replay: sample 1/30" in s)
