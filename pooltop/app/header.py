@@ -13,6 +13,8 @@ from typing import ClassVar
 from rich.style import Style
 from rich.text import Text
 from textual.geometry import Region
+from textual.strip import Strip
+from textual.visual import Visual, visualize
 from textual.widget import Widget
 
 from pooltop.app.view import PoolTotal, printable
@@ -114,6 +116,9 @@ class PoolHeader(Widget):
         self.info: HeaderInfo | None = None
         self._lines = 1
         self._shown: list[Text] | None = None  # the lines on screen, built in show()
+        # Each screen line's strip with what it was rendered from: a new sample re-renders only
+        # the lines whose text changed (Widget would render the whole header for any of them).
+        self._strips: dict[int, tuple[object, Text, Strip]] = {}
 
     def show(self, info: HeaderInfo) -> None:
         lines = self._line_count(info)
@@ -134,6 +139,28 @@ class PoolHeader(Widget):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._shown = None  # built with the old component styles
+        self._strips.clear()
+
+    def render_line(self, y: int) -> Strip:
+        info, shown = self.info, self._shown
+        if info is None or shown is None:
+            return super().render_line(y)
+        self._dirty_regions.clear()  # lines are rendered one by one below, never all at once
+        width = self.size.width
+        visual_style = self.visual_style
+        if y >= len(shown):
+            return Strip.blank(width, visual_style.rich_style)
+        context = (width, visual_style)
+        line = shown[y]
+        cached = self._strips.get(y)
+        if cached is not None and cached[0] == context and cached[1] == line:
+            return cached[2]
+        text = line.copy()
+        text.no_wrap = True
+        text.overflow = "ellipsis"
+        strip = Visual.to_strips(self, visualize(self, text, markup=False), width, 1, visual_style)[0]
+        self._strips[y] = (context, line, strip)
+        return strip
 
     @staticmethod
     def _line_count(info: HeaderInfo) -> int:

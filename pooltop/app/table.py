@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
@@ -228,6 +229,10 @@ class PoolTable(ScrollView, can_focus=True):
         # for render_line to hand over.
         self._painted: dict[int, tuple[int, int, Strip]] = {}
         self._fresh: dict[int, tuple[int, int, Strip]] = {}
+        # Row strips by everything they show (see _row_inputs), for the current _strip_context:
+        # a row whose inputs did not change is not rebuilt, and is the same Strip object.
+        self._strips: dict[tuple[object, ...], Strip] = {}
+        self._strip_context: tuple[object, ...] | None = None
 
     # --- data and layout ----------------------------------------------------------------------
 
@@ -266,13 +271,72 @@ class PoolTable(ScrollView, can_focus=True):
         ):
             self.refresh()
             return
+        self._fill_fresh(top, width, height)
         fresh = self._fresh
         region_width = self.size.width
         for y in range(height):
-            strip = self._line(y, top, width)
-            fresh[y] = (top, width, strip)
-            if painted[y][2] != strip:
+            strip = fresh[y][2]
+            old = painted[y][2]
+            if old is not strip and old != strip:
                 self.refresh(Region(0, y, region_width, 1))
+
+    def _fill_fresh(self, top: int, width: int, height: int) -> None:
+        """Build (or take from the cache) the strips of screen lines 0..height-1 into _fresh."""
+        fresh = self._fresh
+        fresh[0] = (top, width, self._header_strip(width))
+        n = len(self.model)
+        first, last = top, min(top + height - 1, n)
+        if last > first:
+            context = (width, self._layout_key, id(self._columns), self.model.settings.highlight,
+                       self.symbols, self.fade_ns, id(self.model.owners))
+            old = self._strips if context == self._strip_context else {}
+            self._strip_context = context
+            new: dict[tuple[object, ...], Strip] = {}
+            for i, key in enumerate(self._row_inputs(first, last)):
+                strip = new.get(key)
+                if strip is None:
+                    strip = old.get(key)
+                if strip is None:
+                    strip = self._row_strip(first + i, width)
+                new[key] = strip
+                fresh[i + 1] = (top, width, strip)
+            self._strips = new  # only what is on screen now: bounded, and enough for a live view
+        for y in range(max(last - top + 1, 1), height):
+            fresh[y] = (top, width, self._line(y, top, width))
+
+    def _row_inputs(self, first: int, last: int) -> list[tuple[object, ...]]:
+        """For positions first..last-1: everything _row_strip reads, one tuple per row."""
+        m = self.model
+        sample = m.sample
+        assert sample is not None
+        counters = sample.counters
+        changes = m.changes
+        assert changes is not None
+        rows = np.asarray(m.order[first:last], dtype=np.intp)
+        row_list = rows.tolist()
+        n = len(row_list)
+        tags = counters.tags
+        cols: list[list[object]] = [[tags[r] for r in row_list], counters.pools[rows].tolist()]
+        for c in ("allocs", "frees", "diff", "bytes"):
+            cols.append(getattr(counters, c)[rows].tolist())
+            cols.append(getattr(changes, c)[rows].tolist())
+        if m.settings.highlight:
+            memory = m.memory
+            for c in ("allocs", "frees", "diff", "bytes"):
+                when = memory.when.get(c)
+                if when is not None and len(when) == len(counters):
+                    cols.append(memory.states(c, rows, self.fade_ns).tolist())
+                else:
+                    cols.append([self._state(c, r) for r in row_list])
+        levels = sample.leak.levels
+        if len(levels) == len(counters):
+            cols.append(levels[rows].tolist())
+        else:
+            cols.append([int(m.level(r)) for r in row_list])
+        cols.append(sample.since_baseline.is_new[rows].tolist())
+        cursor = self.cursor
+        cols.append([first + i == cursor for i in range(n)])
+        return list(zip(*cols, strict=True))
 
     def _relayout(self) -> None:
         width = self.scrollable_content_region.width
@@ -302,6 +366,8 @@ class PoolTable(ScrollView, can_focus=True):
         self._combos.clear()
         self._fresh.clear()
         self._painted.clear()
+        self._strips.clear()
+        self._strip_context = None
 
     # --- cursor -------------------------------------------------------------------------------
 
@@ -392,6 +458,11 @@ class PoolTable(ScrollView, can_focus=True):
         width = self.scrollable_content_region.width
         top = int(self.scroll_y)
         fresh = self._fresh.pop(y, None)
+        if fresh is None or fresh[0] != top or fresh[1] != width:
+            # A full repaint: build the whole screen's strips at once (from the row cache).
+            self._fresh.clear()
+            self._fill_fresh(top, width, self.scrollable_content_region.height)
+            fresh = self._fresh.pop(y, None)
         if fresh is not None and fresh[0] == top and fresh[1] == width:
             strip = fresh[2]
         else:
