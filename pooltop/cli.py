@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import click
 
@@ -95,33 +95,47 @@ def cli(ctx: click.Context, interval: float) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    try:
-        from pooltop.app import run_live  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        # The live UI is not part of this build yet: fall back to a one-shot table.
-        ctx.invoke(snapshot)
-        return
+    from pooltop.app import run_live
+
     run_live(interval=interval)
 
 
+def table_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options every one-shot table command shares (snapshot, processes): format, order, top N,
+    a second sample for the change columns, and -o."""
+    for option in reversed((
+        click.option("--format", "-f", "fmt", type=click.Choice(("text", "json", "csv")), default="text",
+                     show_default=True),
+        click.option("--ascending", is_flag=True,
+                     help="Smallest first (names sort A-Z unless --descending)."),
+        click.option("--descending", is_flag=True, hidden=True),
+        click.option("--top", "-n", type=click.IntRange(min=1), default=None, help="Only the first N rows."),
+        click.option("--interval", type=Duration(), default=None,
+                     help="Sample twice this far apart and include the change columns."),
+        click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+                     help="Write to FILE (atomically) instead of standard output."),
+    )):
+        command = option(command)
+    return command
+
+
+def sort_order(ascending: bool, descending: bool) -> bool | None:
+    """--ascending / --descending as sort_rows' `descending` (None: the column's natural order)."""
+    if ascending and descending:
+        raise click.UsageError("--ascending and --descending exclude each other")
+    return False if ascending else (True if descending else None)
+
+
 @cli.command()
-@click.option("--format", "-f", "fmt", type=click.Choice(("text", "json", "csv")), default="text",
-              show_default=True)
+@table_options
 @click.option("--sort", "-s", "sort_key", type=click.Choice(SORT_CHOICES), default=None,
               help="Sort column (default: bytes, or dbytes with --interval).")
-@click.option("--ascending", is_flag=True, help="Smallest first (tags sort A-Z unless --descending).")
-@click.option("--descending", is_flag=True, hidden=True)
-@click.option("--top", "-n", type=click.IntRange(min=1), default=None, help="Only the first N rows.")
 @click.option("--include", "-I", multiple=True, metavar="PAT",
               help="Only tags matching PAT (wildcards * and ?, case-sensitive, as poolmon /i). Repeatable.")
 @click.option("--exclude", "-X", multiple=True, metavar="PAT",
               help="Leave out tags matching PAT. Repeatable.")
 @click.option("--pool", "-p", "pools", multiple=True, type=click.Choice(POOL_CHOICES),
               help="Only these pool types. Repeatable.")
-@click.option("--interval", type=Duration(), default=None,
-              help="Sample twice this far apart and include the change columns.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
-              help="Write to FILE (atomically) instead of standard output.")
 @click.option("--root", type=click.Path(file_okay=False), default=None,
               help="Read a copied Linux tree (ROOT/proc/slabinfo, ROOT/sys/kernel/slab; e.g. a sosreport).")
 @click.option("--tagfile", "tagfiles", multiple=True, type=click.Path(dir_okay=False),
@@ -142,10 +156,15 @@ def snapshot(
 ) -> None:
     """Print the kernel pool (or slab) counters once, as text, JSON or CSV."""
     from pooltop.native import open_source
-    from pooltop.query import select_rows, sort_rows
+    from pooltop.query import SORT_KEYS, select_rows, sort_rows
     from pooltop.record.formats import FORMATTERS
     from pooltop.tracking import Tracker
 
+    # Check the words before sampling: a usage error should not wait out --interval first.
+    key = sort_key or ("dbytes" if interval is not None else "bytes")
+    if SORT_KEYS[key][1] and interval is None:
+        raise click.UsageError(f"--sort {key} needs --interval (two samples)")
+    order = sort_order(ascending, descending)
     pool_filter = None if not pools or "all" in pools else [Pool.parse(p) for p in pools]
     with open_source(root=root) as source:
         tracker = Tracker()
@@ -158,12 +177,6 @@ def snapshot(
     changes = sample.interval if interval is not None else None
     counters = sample.counters
     rows = select_rows(counters, include, exclude, pool_filter)
-    key = sort_key or ("dbytes" if changes is not None else "bytes")
-    if key.startswith("d") and key != "diff" and changes is None:
-        raise click.UsageError(f"--sort {key} needs --interval (two samples)")
-    if ascending and descending:
-        raise click.UsageError("--ascending and --descending exclude each other")
-    order = False if ascending else (True if descending else None)
     rows = sort_rows(counters, key, order, changes, rows)
     if top is not None:
         rows = rows[:top]

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from pooltop import __version__
-from pooltop.cli import Duration, emit_text
+from pooltop.cli import Duration, emit_text, sort_order, table_options
 from pooltop.model import Snapshot, human_bytes
 from pooltop.processes import (
     PROCESS_SORT_KEYS,
@@ -138,23 +138,15 @@ def format_processes_text(snap: Snapshot, view: ProcessView, changes: Deltas | N
 
 
 @click.command()
-@click.option("--format", "-f", "fmt", type=click.Choice(("text", "json", "csv")), default="text",
-              show_default=True)
+@table_options
 @click.option("--sort", "-s", "sort_key", type=click.Choice(PROCESS_SORT_CHOICES), default=None,
               help="Sort column (default: private, or dprivate with --interval). d-keys need --interval; "
                    "pool, paged, nonpaged, dpool exist on Windows, swap on Linux.")
-@click.option("--ascending", is_flag=True, help="Smallest first (names sort A-Z unless --descending).")
-@click.option("--descending", is_flag=True, hidden=True)
-@click.option("--top", "-n", type=click.IntRange(min=1), default=None, help="Only the first N rows.")
 @click.option("--include", "-I", multiple=True, metavar="PAT",
               help="Only processes whose name[pid] matches PAT (wildcards * and ?, e.g. 'postgres*'). "
                    "Repeatable.")
 @click.option("--exclude", "-X", multiple=True, metavar="PAT",
               help="Leave out matching processes. Repeatable.")
-@click.option("--interval", type=Duration(), default=None,
-              help="Sample twice this far apart and include the change columns.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
-              help="Write to FILE (atomically) instead of standard output.")
 def processes(
     fmt: str = "text",
     sort_key: str | None = None,
@@ -177,8 +169,7 @@ def processes(
     from pooltop.query import select_rows
     from pooltop.tracking import Tracker
 
-    if ascending and descending:
-        raise click.UsageError("--ascending and --descending exclude each other")
+    order = sort_order(ascending, descending)
     key = sort_key or ("dprivate" if interval is not None else "private")
     if PROCESS_SORT_KEYS[key][1] and interval is None:
         raise click.UsageError(f"--sort {key} needs --interval (two samples)")
@@ -200,7 +191,6 @@ def processes(
         click.echo(f"pooltop: warning: {warning}", err=True)
     changes = sample.interval if interval is not None else None
     rows = select_rows(snap.counters, include, exclude)
-    order = False if ascending else (True if descending else None)
     rows = sort_process_rows(snap.counters, key, order, changes, rows,
                              reference=first.counters if interval is not None else None)
     if top is not None:
