@@ -603,26 +603,7 @@ class PooltopApp(App[None]):
             self.exit()
 
 
-def create_app(
-    source: Source,
-    *,
-    interval: float = 1.0,
-    owners: OwnerLookup | None = None,
-    tracker: Tracker | None = None,
-    autorefresh: bool = True,
-    export_path: str | None = None,
-    tz: dt.tzinfo | None = None,
-    fade_s: float = 3.0,
-    symbols: bool | None = None,
-    settings: ViewSettings | None = None,
-    processes: Source | None = None,
-    process_every_s: float = PROCESS_EVERY_S,
-) -> PooltopApp:
-    """The live view around `source`, without running it (tests drive it with run_test()).
-
-    `processes` (a ProcessSource, or a scripted one in tests) feeds the header's verdict line,
-    sampled every `process_every_s` seconds of the source's clock; without it there is no verdict.
-    """
-    return PooltopApp(source, interval=interval, owners=owners, tracker=tracker, autorefresh=autorefresh,
-                      export_path=export_path, tz=tz, fade_s=fade_s, symbols=symbols, settings=settings,
-                      processes=processes, process_every_s=process_every_s)
+#: The live view around a source, without running it (tests drive it with run_test()). The app's
+#: constructor is the factory: `processes` (a ProcessSource, or a scripted one in tests) feeds the
+#: header's verdict line, sampled every `process_every_s` seconds of the source's clock.
+create_app = PooltopApp
