@@ -158,6 +158,20 @@ def verdict_finding(v: Verdict) -> Finding:
     return Finding("verdict", Severity.OK, v.text)
 
 
+def _graded(kind: str, value: float, warning: float, critical: float, summary: str,
+            strict: bool = False) -> Finding:
+    """OK, WARNING or CRITICAL by two thresholds (reached at >=, or > with strict); the worse two
+    point at the next step."""
+    def reached(limit: float) -> bool:
+        return value > limit if strict else value >= limit
+
+    if reached(critical):
+        return Finding(kind, Severity.CRITICAL, summary, FIND_BIGGEST)
+    if reached(warning):
+        return Finding(kind, Severity.WARNING, summary, FIND_BIGGEST)
+    return Finding(kind, Severity.OK, summary)
+
+
 def kernel_memory_finding(totals: Totals, os_name: ProcessOS, th: DoctorThresholds) -> Finding | None:
     label, measure = system_measure(os_name)
     used = measure(totals)
@@ -165,11 +179,7 @@ def kernel_memory_finding(totals: Totals, os_name: ProcessOS, th: DoctorThreshol
         return None
     share = used / totals.memory_total
     summary = f"{label} {human_bytes(used)} is {_pct(share)} of {human_bytes(totals.memory_total)} memory"
-    if share >= th.kernel_share_critical:
-        return Finding("kernel-memory", Severity.CRITICAL, summary, FIND_BIGGEST)
-    if share >= th.kernel_share_warning:
-        return Finding("kernel-memory", Severity.WARNING, summary, FIND_BIGGEST)
-    return Finding("kernel-memory", Severity.OK, summary)
+    return _graded("kernel-memory", share, th.kernel_share_warning, th.kernel_share_critical, summary)
 
 
 def available_memory_finding(totals: Totals, th: DoctorThresholds) -> Finding | None:
@@ -178,11 +188,9 @@ def available_memory_finding(totals: Totals, th: DoctorThresholds) -> Finding | 
     share = totals.memory_available / totals.memory_total
     summary = f"available memory {human_bytes(totals.memory_available)} ({_pct(share)} of " \
               f"{human_bytes(totals.memory_total)})"
-    if share < th.available_critical:
-        return Finding("available-memory", Severity.CRITICAL, summary, FIND_BIGGEST)
-    if share < th.available_warning:
-        return Finding("available-memory", Severity.WARNING, summary, FIND_BIGGEST)
-    return Finding("available-memory", Severity.OK, summary)
+    # less is worse here: grade the share that is gone
+    return _graded("available-memory", -share, -th.available_warning, -th.available_critical, summary,
+                   strict=True)
 
 
 def swap_finding(totals: Totals, th: DoctorThresholds) -> Finding | None:
@@ -193,11 +201,7 @@ def swap_finding(totals: Totals, th: DoctorThresholds) -> Finding | None:
     used = totals.swap_total - (totals.swap_free or 0)
     share = used / totals.swap_total
     summary = f"swap in use {human_bytes(used)} of {human_bytes(totals.swap_total)} ({_pct(share)})"
-    if share >= th.swap_critical:
-        return Finding("swap", Severity.CRITICAL, summary, FIND_BIGGEST)
-    if share >= th.swap_warning:
-        return Finding("swap", Severity.WARNING, summary, FIND_BIGGEST)
-    return Finding("swap", Severity.OK, summary)
+    return _graded("swap", share, th.swap_warning, th.swap_critical, summary)
 
 
 def commit_finding(totals: Totals, th: DoctorThresholds) -> Finding | None:
@@ -209,11 +213,7 @@ def commit_finding(totals: Totals, th: DoctorThresholds) -> Finding | None:
                f"({_pct(share)}; the page file is filling)" if share >= th.commit_warning else
                f"commit charge {human_bytes(totals.commit)} of {human_bytes(totals.commit_limit)} limit "
                f"({_pct(share)})")
-    if share >= th.commit_critical:
-        return Finding("commit", Severity.CRITICAL, summary, FIND_BIGGEST)
-    if share >= th.commit_warning:
-        return Finding("commit", Severity.WARNING, summary, FIND_BIGGEST)
-    return Finding("commit", Severity.OK, summary)
+    return _graded("commit", share, th.commit_warning, th.commit_critical, summary)
 
 
 def _kernel_event_age(ev: KernelEvent, now: dt.datetime, uptime_s: float | None) -> float | None:
