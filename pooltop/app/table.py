@@ -271,7 +271,14 @@ class PoolTable(ScrollView, can_focus=True):
         ):
             self.refresh()
             return
-        self._fill_fresh(top, width, height)
+        try:
+            self._fill_fresh(top, width, height)
+        except KeyError:
+            # The component classes' styles are not resolved (a sample landing while the widget
+            # mounts or unmounts, seen in CI): repaint everything once they are.
+            self._fresh.clear()
+            self.refresh()
+            return
         fresh = self._fresh
         region_width = self.size.width
         for y in range(height):
