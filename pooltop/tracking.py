@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -60,13 +61,18 @@ def _is_identity(mapping: IndexArray) -> bool:
     return int(mapping[0]) == 0 and int(mapping[-1]) == n - 1 and bool(np.all(np.diff(mapping) == 1))
 
 
+_LOW32 = U32 - 1
+
+
 def _wrap32(d: Int64Array) -> Int64Array:
-    return np.mod(d, U32)
+    # Two's complement: masking the low 32 bits is the non-negative mod 2^32 (5x faster than mod).
+    out: Int64Array = d & _LOW32
+    return out
 
 
 def _signed32(d: Int64Array) -> Int64Array:
     """A mod-2^32 difference read as signed: frees may run ahead of allocs for a while."""
-    out: Int64Array = np.mod(d + (1 << 31), U32) - (1 << 31)
+    out: Int64Array = ((d + (1 << 31)) & _LOW32) - (1 << 31)
     return out
 
 
@@ -170,6 +176,25 @@ class LeakThresholds:
     leak_min_growth_share: float = 0.01  # ... or this share of the starting size, whichever is larger
 
 
+#: samples a robust slope uses, spread over the window (cost per counter stays bounded)
+TREND_POINTS = 12
+
+
+def _thin_rows(t_count: int, max_points: int) -> IndexArray:
+    """Which of `t_count` samples a robust slope uses: at most `max_points`, spread over the series,
+    so a long window costs the same."""
+    if t_count > max_points:
+        return np.unique(np.linspace(0, t_count - 1, max_points).round().astype(np.intp))
+    return np.arange(t_count, dtype=np.intp)
+
+
+def _thinned(times: FloatArray, values: FloatArray, max_points: int) -> tuple[FloatArray, FloatArray]:
+    if len(times) > max_points:
+        pick = _thin_rows(len(times), max_points)
+        return times[pick], values[pick]
+    return times, values
+
+
 def theil_sen_slopes(times: FloatArray, values: FloatArray, max_points: int = 12) -> FloatArray:
     """Robust slope (median of pairwise slopes) of each column of `values` (shape T x N) over `times`.
 
@@ -179,10 +204,7 @@ def theil_sen_slopes(times: FloatArray, values: FloatArray, max_points: int = 12
     t_count, n = values.shape
     if t_count < 2 or n == 0:
         return np.zeros(n, dtype=np.float64)
-    if t_count > max_points:
-        pick = np.unique(np.linspace(0, t_count - 1, max_points).round().astype(np.intp))
-        times = times[pick]
-        values = values[pick]
+    times, values = _thinned(times, values, max_points)
     i, j = np.triu_indices(len(times), k=1)
     dt = times[j] - times[i]
     ok_t = dt > 0
@@ -202,26 +224,96 @@ def theil_sen_slopes(times: FloatArray, values: FloatArray, max_points: int = 12
     return out
 
 
+def theil_sen_rising(times: FloatArray, values: FloatArray, max_points: int = 12) -> BoolArray:
+    """theil_sen_slopes(times, values, max_points) > 0, without sorting the pairwise slopes.
+
+    Every pair's slope has the sign of its value difference (time only moves forward), so counting
+    the pairs that rise, fall and count at all places the median: it is positive when more than
+    half of the pairs rise, and not when half or fewer do. Only a tie (exactly half rise, an even
+    number of pairs) needs the slopes themselves; those few columns get the exact computation.
+    About 10x cheaper than the sort at 50,000 counters, where the live view scores thousands of
+    candidates every refresh.
+    """
+    t_count, n = values.shape
+    if t_count < 2 or n == 0:
+        return np.zeros(n, dtype=np.bool_)
+    times_p, values_p = _thinned(times, values, max_points)
+    m = len(times_p)
+    if not bool(np.all(np.diff(times_p) > 0)):
+        return theil_sen_slopes(times, values, max_points) > 0  # repeated times: pairs drop out
+    # Pairs where both ends are present: any two of a column's present samples.
+    present = np.count_nonzero(~np.isnan(values_p), axis=0)
+    pairs = present * (present - 1) // 2
+    rises = np.zeros(n, dtype=np.int64)
+    with np.errstate(invalid="ignore"):  # NaN compares as not rising, as its pairs drop out
+        for lag in range(1, m):
+            rises += (values_p[lag:] > values_p[:-lag]).sum(axis=0, dtype=np.int16)
+    # With p valid pairs sorted, the median is (s[(p-1)//2] + s[p//2]) / 2; s[k] > 0 exactly when
+    # at most k pairs do not rise.
+    out: BoolArray = (pairs > 0) & (pairs - rises <= (pairs - 1) // 2)
+    tie = np.flatnonzero((pairs > 0) & (pairs % 2 == 0) & (2 * rises == pairs))
+    if len(tie):
+        out[tie] = theil_sen_slopes(times, values[:, tie], max_points) > 0
+    return out
+
+
+@dataclass(frozen=True)
+class _TrendSamples:
+    """What a robust slope needs, kept for the candidate columns only: the thinned sample times and
+    values (T x candidates) and which rows the candidates are."""
+
+    times: FloatArray
+    values: FloatArray
+    rows: IndexArray  # ascending
+
+    def slopes(self, n: int) -> FloatArray:
+        out = np.zeros(n, dtype=np.float64)
+        if len(self.rows):
+            out[self.rows] = theil_sen_slopes(self.times, self.values)
+        return out
+
+    def slope_at(self, row: int) -> float:
+        i = int(np.searchsorted(self.rows, row))
+        if i >= len(self.rows) or int(self.rows[i]) != row:
+            return 0.0
+        return float(theil_sen_slopes(self.times, self.values[:, i : i + 1])[0])
+
+
 @dataclass(frozen=True, eq=False)
 class LeakScores:
     """Per-counter leak evidence over a window, row-aligned with the counters it was computed for."""
 
     levels: npt.NDArray[np.int8]
     score: FloatArray  # 0..1, for ranking and highlighting
-    slope: FloatArray  # bytes per second (Theil-Sen), 0 where not computed
     ups: Int64Array
     downs: Int64Array
     growth: FloatArray  # last - first valid sample in the window, bytes
     samples: Int64Array
+    trend: _TrendSamples | None = field(default=None, repr=False)
 
     def level(self, row: int) -> LeakLevel:
         return LeakLevel(int(self.levels[row]))
+
+    @cached_property
+    def slope(self) -> FloatArray:
+        """Bytes per second (Theil-Sen) of every candidate row, 0 elsewhere. Computed on first use:
+        a refresh only needs each slope's sign, which classify() gets without sorting."""
+        out = self.trend.slopes(len(self.levels)) if self.trend is not None \
+            else np.zeros(len(self.levels), dtype=np.float64)
+        out.flags.writeable = False
+        return out
+
+    def slope_at(self, row: int) -> float:
+        """One row's slope, without computing the others (the detail pane)."""
+        if "slope" in self.__dict__ or self.trend is None:
+            return float(self.slope[row])
+        return self.trend.slope_at(row)
 
     @classmethod
     def empty(cls, n: int) -> LeakScores:
         zi = np.zeros(n, dtype=np.int64)
         zf = np.zeros(n, dtype=np.float64)
-        return cls(np.zeros(n, dtype=np.int8), zf, zf, zi, zi, zf, zi)
+        return cls(np.zeros(n, dtype=np.int8), zf, zi, zi, zf, zi)
 
 
 def score_window(
@@ -268,30 +360,33 @@ def classify(
     growth = np.where(samples > 0, last - first, 0.0)
     th = thresholds
     candidate = (samples >= th.min_samples) & (ups >= th.watch_min_ups) & (growth > 0) & (ups > downs)
-    slope = np.zeros(n, dtype=np.float64)
     cand_idx = np.flatnonzero(candidate)
-    if len(cand_idx):
-        slope[cand_idx] = theil_sen_slopes(times, values[:, cand_idx])
-
-    changes = ups + downs
-    monotony = np.where(changes > 0, ups / np.maximum(changes, 1), 0.0)
-    start = np.where(np.isnan(first), 0.0, np.abs(first))
-    min_growth = np.maximum(th.leak_min_growth_bytes, th.leak_min_growth_share * start)
-
     levels = np.zeros(n, dtype=np.int8)
-    rising = candidate & (slope > 0)
-    levels[rising] = LeakLevel.WATCH
-    suspect = rising & (ups >= th.suspect_min_ups) & (monotony >= th.suspect_monotony)
-    levels[suspect] = LeakLevel.SUSPECT
-    leak = suspect & (ups >= th.leak_min_ups) & (monotony >= th.leak_monotony) & (growth >= min_growth)
-    levels[leak] = LeakLevel.LEAK
-
-    evidence = 1.0 - np.exp(-ups / 5.0)
-    size = np.clip(growth / np.maximum(min_growth, 1.0), 0.0, 1.0)
-    score = np.where(rising, monotony * evidence * (0.5 + 0.5 * size), 0.0)
-    for arr in (levels, score, slope, ups, downs, growth, samples):
+    score = np.zeros(n, dtype=np.float64)
+    trend: _TrendSamples | None = None
+    if len(cand_idx):
+        # Only candidates can rise; the rest of the arithmetic runs on them alone (a few percent of
+        # the rows at 50,000 counters). Thin the window's rows while gathering their columns.
+        picked = _thin_rows(len(times), TREND_POINTS)
+        t_thin = times[picked]
+        cand_values = np.stack([values[p].take(cand_idx) for p in picked.tolist()])  # 2x a 2-D gather
+        rising = theil_sen_rising(t_thin, cand_values, TREND_POINTS)
+        trend = _TrendSamples(t_thin, cand_values, cand_idx)
+        rows = cand_idx[rising]
+        c_ups, c_downs, c_growth, c_first = ups[rows], downs[rows], growth[rows], first[rows]
+        monotony = c_ups / np.maximum(c_ups + c_downs, 1)  # ups > downs >= 0: never 0 / 0
+        start = np.where(np.isnan(c_first), 0.0, np.abs(c_first))
+        min_growth = np.maximum(th.leak_min_growth_bytes, th.leak_min_growth_share * start)
+        suspect = (c_ups >= th.suspect_min_ups) & (monotony >= th.suspect_monotony)
+        leak = (suspect & (c_ups >= th.leak_min_ups) & (monotony >= th.leak_monotony)
+                & (c_growth >= min_growth))
+        levels[rows] = np.where(leak, LeakLevel.LEAK, np.where(suspect, LeakLevel.SUSPECT, LeakLevel.WATCH))
+        evidence = 1.0 - np.exp(-c_ups / 5.0)
+        size = np.clip(c_growth / np.maximum(min_growth, 1.0), 0.0, 1.0)
+        score[rows] = monotony * evidence * (0.5 + 0.5 * size)
+    for arr in (levels, score, ups, downs, growth, samples):
         arr.flags.writeable = False
-    return LeakScores(levels, score, slope, ups, downs, growth, samples)
+    return LeakScores(levels, score, ups, downs, growth, samples, trend)
 
 
 class _LeakWindow:

@@ -13,6 +13,7 @@ from pooltop.tracking import (
     Tracker,
     compute_deltas,
     score_window,
+    theil_sen_rising,
     theil_sen_slopes,
 )
 
@@ -252,3 +253,49 @@ def test_incremental_leak_window_matches_the_batch_score(steps: list[dict[str, i
         assert sample.leak.samples.tolist() == batch.samples.tolist()
         assert sample.leak.growth.tolist() == batch.growth.tolist()
         assert sample.leak.levels.tolist() == batch.levels.tolist()
+
+
+# Columns of small integers (many equal values, so many zero slopes and exact ties), NaN gaps, and
+# repeated or unevenly spaced times: where a sign count could go wrong.
+_column = st.lists(st.one_of(st.none(), st.integers(-3, 3)), min_size=2, max_size=20)
+
+
+@given(st.lists(_column, min_size=1, max_size=6), st.lists(st.floats(0.0, 5.0), min_size=20, max_size=20),
+       st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_rising_matches_the_sign_of_the_exact_theil_sen_slope(
+    columns: list[list[int | None]], gaps: list[float], repeat_a_time: bool
+) -> None:
+    t_count = min(len(c) for c in columns)
+    times = np.cumsum(np.array(gaps[:t_count]) + (0.0 if repeat_a_time else 0.5))
+    values = np.array([[np.nan if v is None else float(v) for v in c[:t_count]] for c in columns]).T
+    exact = theil_sen_slopes(times, values)
+    assert theil_sen_rising(times, values).tolist() == (exact > 0).tolist()
+
+
+def test_rising_breaks_an_even_split_with_the_slopes_themselves() -> None:
+    # 4 samples, 6 pairs, 3 rising: the median is the mean of the 3rd and 4th slopes.
+    times = np.arange(4.0)
+    middle_up = np.array([0.0, 10.0, 0.0, 1.0])  # slopes -10 -4.5 0 | 1/3 1 10: median +1/6
+    middle_down = np.array([0.0, 1.0, 2.0, -10.0])  # slopes -12 -5.5 -10/3 | 1 1 1: median -7/6
+    values = np.stack([middle_up, middle_down], axis=1)
+    exact = theil_sen_slopes(times, values)
+    assert exact[0] > 0 > exact[1]
+    assert theil_sen_rising(times, values).tolist() == (exact > 0).tolist()
+
+
+def test_tracker_slopes_are_computed_on_demand_and_agree() -> None:
+    series = {
+        "Fast": [1_000_000 + 300_000 * i for i in range(20)],
+        "Slow": [2_000_000 + 1_000 * i for i in range(20)],
+        "Flat": [500_000] * 20,
+    }
+    tr = Tracker(window=20)
+    for snap in _series_snapshots(series):
+        sample = tr.update(snap)
+    leak = sample.leak
+    rows = {t: i for i, t in enumerate(sample.counters.tags)}
+    one_by_one = {t: leak.slope_at(i) for t, i in rows.items()}  # before the whole array exists
+    assert one_by_one == {"Fast": pytest.approx(300_000), "Slow": pytest.approx(1_000), "Flat": 0.0}
+    assert {t: float(leak.slope[i]) for t, i in rows.items()} == one_by_one
+    assert not leak.slope.flags.writeable

@@ -324,7 +324,7 @@ class PooltopApp(App[None]):
             since_baseline=m.settings.since_baseline,
             level=LeakLevel(int(leak.levels[row])),
             score=float(leak.score[row]),
-            slope=float(leak.slope[row]),
+            slope=leak.slope_at(row),
             ups=int(leak.ups[row]),
             downs=int(leak.downs[row]),
             growth=float(leak.growth[row]),
