@@ -16,16 +16,14 @@ from typing import ClassVar
 from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import BindingType
-from textual.timer import Timer
 from textual.widgets import Footer, Input
-from textual.worker import Worker, WorkerState
 
 from pooltop.app.detail import DetailInfo, DetailPane, RowFacts
 from pooltop.app.header import HeaderInfo, PoolHeader, ReplayInfo
 from pooltop.app.help import HelpScreen
 from pooltop.app.keys import KEYS, PooltopCommands, bindings
 from pooltop.app.messages import BigPoolReady, SampleFailed, SampleReady
-from pooltop.app.sampler import PROCESS_EVERY_S, Sampler
+from pooltop.app.sampler import PROCESS_EVERY_S, SampleClock, Sampler, SamplingThread
 from pooltop.app.table import PoolTable
 from pooltop.app.view import (
     CHANGE_OF,
@@ -53,8 +51,6 @@ MAX_REPLAY_SPEED = 64
 REPLAY_ACTIONS = frozenset(spec.action.split("(")[0] for spec in KEYS if spec.replay)
 #: a sample slower than this share of the interval is called out in the header
 SLOW_SAMPLE_SHARE = 0.5
-#: the shortest pause between the end of one sample and the start of the next
-MIN_GAP_S = 0.01
 
 
 class PooltopApp(App[None]):
@@ -103,9 +99,6 @@ class PooltopApp(App[None]):
         self.samples_applied = 0
         self.first_sample_at: float | None = None  # time.monotonic() when the first sample was drawn
         self._previous_totals: Totals | None = None
-        self._sampling = False
-        self._sample_again = False
-        self._again_advances = True
         # A replay (`pooltop view`): its time cursor; space pauses playback (speed 0).
         self.replay = self.sampler.replay
         self.replay_speed = 1
@@ -113,8 +106,8 @@ class PooltopApp(App[None]):
         if self.replay is not None:
             self.replay_speed = self.replay.speed or 1
             self.paused = self.replay.speed == 0
-        self._sample_started = 0.0
-        self._timer: Timer | None = None
+        self.sampling = SamplingThread(self._sample_in_thread,
+                                       SampleClock(interval, autorefresh, paused=self.paused))
         self._filter_before: str = ""
         self._big_pool: tuple[str, tuple[object, ...] | None, str | None] | None = None
         self._detail_key: tuple[str, int] | None = None
@@ -139,10 +132,11 @@ class PooltopApp(App[None]):
         self.table.focus()
         self._update_header()
         self.request_sample()
+        self.sampling.start()
 
     def on_unmount(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
+        # A sample under way finishes in the background (a daemon thread); its result is dropped.
+        self.sampling.stop()
 
     # --- sampling -----------------------------------------------------------------------------
 
@@ -152,17 +146,12 @@ class PooltopApp(App[None]):
         Replaying, `advance` moves the time cursor on first; without it the sample under the cursor
         is shown (after a cursor key).
         """
-        if self._sampling:
-            self._again_advances = advance and (self._again_advances or not self._sample_again)
-            self._sample_again = True
-            return
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
-        self._sampling = True
-        self._sample_started = time.monotonic()
-        self.run_worker(lambda: self._sample_in_thread(advance), name="sample", group="sample",
-                        thread=True, exit_on_error=False)
+        self.sampling.request(advance)
+
+    @property
+    def sampling_idle(self) -> bool:
+        """No sample under way or asked for (tests wait for this, then for the messages)."""
+        return self.sampling.idle
 
     def _sample_in_thread(self, advance: bool = True) -> None:
         started = time.monotonic()
@@ -179,29 +168,6 @@ class PooltopApp(App[None]):
         elapsed = time.monotonic() - started - self.sampler.process_elapsed_s
         self.post_message(SampleReady(sample, elapsed, self.sampler.shown_position, self.sampler.verdict,
                                       self.sampler.process_sample))
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        worker = event.worker
-        if worker.group == "sample" and event.state in (WorkerState.SUCCESS, WorkerState.ERROR,
-                                                         WorkerState.CANCELLED):
-            self._sampling = False
-            self._arm()
-
-    def _arm(self) -> None:
-        """Schedule the next sample an interval after the last one started."""
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
-        if self._sample_again:
-            self._sample_again = False
-            self.request_sample(self._again_advances)
-            return
-        if self.paused or not self.autorefresh or self._sampling:
-            return
-        # At least a moment between samples even when one took longer than the interval (and
-        # Textual's timers reject a zero delay).
-        delay = max(MIN_GAP_S, self.interval - (time.monotonic() - self._sample_started))
-        self._timer = self.set_timer(delay, self.request_sample, name="next-sample")
 
     def on_sample_ready(self, message: SampleReady) -> None:
         if not self.table.is_mounted:  # arrived while the app is closing
@@ -528,11 +494,8 @@ class PooltopApp(App[None]):
         self.paused = not self.paused
         if self.replay is not None:
             self.replay.speed = 0 if self.paused else self.replay_speed
-        if self.paused:
-            if self._timer is not None:
-                self._timer.stop()
-                self._timer = None
-        else:
+        self.sampling.update(paused=self.paused)
+        if not self.paused:
             self.request_sample()
         self._update_header()
 
@@ -542,9 +505,8 @@ class PooltopApp(App[None]):
             steps = sorted({*steps, self.interval})
         i = steps.index(self.interval)
         self.interval = steps[max(0, min(len(steps) - 1, i + step))]
+        self.sampling.update(interval=self.interval)
         self._update_header()
-        if not self._sampling and not self.paused and self.autorefresh:
-            self._arm()
         self.notify(f"refresh every {self.interval:g} s", timeout=2)
 
     def action_export(self) -> None:

@@ -1,7 +1,7 @@
 """The header: host and sample line, system totals with their trend, the view's state, warnings.
 
 Built from a HeaderInfo (plain data the app assembles); styles come from component classes, text
-from the model is added as plain Text (never parsed as markup).
+from the model is added as plain text (never parsed as markup).
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.geometry import Region
 from textual.strip import Strip
-from textual.visual import Visual, visualize
 from textual.widget import Widget
 
 from pooltop.app.view import PoolTotal, printable
@@ -86,6 +87,57 @@ class HeaderInfo:
     verdict: Verdict | None = None  # driver or application? None: no process data (replay, failure)
 
 
+class Line:
+    """One header line as (text, style) parts: cheap to build, compare and turn into a strip (a rich
+    Text would go through Textual's Content and Visual machinery for every sample's clock)."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, text: str = "", style: Style | None = None) -> None:
+        self.parts: list[tuple[str, Style | None]] = [(text, style)] if text else []
+
+    def append(self, text: str, style: Style | None = None) -> None:
+        if text:
+            self.parts.append((text, style))
+
+    @property
+    def plain(self) -> str:
+        return "".join(text for text, _ in self.parts)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Line) and self.parts == other.parts
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_strip(self, width: int, base: Style) -> Strip:
+        """Exactly `width` cells on the `base` style: padded, or cut with an ellipsis. Neighbouring
+        parts of one style become one segment."""
+        texts: list[str] = []
+        styles: list[Style] = []
+        used = 0
+        for text, style in self.parts:
+            size = cell_len(text)
+            seg_style = base + style if style is not None else base
+            if used + size > width:
+                text = set_cell_size(text, max(width - used - 1, 0)) + "…"
+                size = width - used
+            if styles and styles[-1] == seg_style:
+                texts[-1] += text
+            else:
+                texts.append(text)
+                styles.append(seg_style)
+            used += size
+            if used >= width:
+                break
+        if used < width:
+            if styles and styles[-1] == base:
+                texts[-1] += " " * (width - used)
+            else:
+                texts.append(" " * (width - used))
+                styles.append(base)
+        return Strip([Segment(text, style) for text, style in zip(texts, styles, strict=True)], width)
+
+
 _TOTALS_WINDOWS = (("Paged", "paged_pool"), ("Nonpaged", "nonpaged_pool"))
 _TOTALS_LINUX = (("Slab", "slab"), ("Unreclaimable", "slab_unreclaimable"))
 
@@ -115,10 +167,11 @@ class PoolHeader(Widget):
         super().__init__(id=id)
         self.info: HeaderInfo | None = None
         self._lines = 1
-        self._shown: list[Text] | None = None  # the lines on screen, built in show()
+        self._shown: list[Line] | None = None  # the lines on screen, built in show()
         # Each screen line's strip with what it was rendered from: a new sample re-renders only
         # the lines whose text changed (Widget would render the whole header for any of them).
-        self._strips: dict[int, tuple[object, Text, Strip]] = {}
+        self._strips: dict[int, tuple[object, Line, Strip]] = {}
+        self._styles: dict[str, Style] = {}
 
     def show(self, info: HeaderInfo) -> None:
         lines = self._line_count(info)
@@ -140,6 +193,7 @@ class PoolHeader(Widget):
         super().notify_style_update()
         self._shown = None  # built with the old component styles
         self._strips.clear()
+        self._styles.clear()
 
     def render_line(self, y: int) -> Strip:
         info, shown = self.info, self._shown
@@ -147,18 +201,15 @@ class PoolHeader(Widget):
             return super().render_line(y)
         self._dirty_regions.clear()  # lines are rendered one by one below, never all at once
         width = self.size.width
-        visual_style = self.visual_style
+        base = self.rich_style
         if y >= len(shown):
-            return Strip.blank(width, visual_style.rich_style)
-        context = (width, visual_style)
+            return Strip.blank(width, base)
+        context = (width, base)
         line = shown[y]
         cached = self._strips.get(y)
         if cached is not None and cached[0] == context and cached[1] == line:
             return cached[2]
-        text = line.copy()
-        text.no_wrap = True
-        text.overflow = "ellipsis"
-        strip = Visual.to_strips(self, visualize(self, text, markup=False), width, 1, visual_style)[0]
+        strip = line.to_strip(width, base)
         self._strips[y] = (context, line, strip)
         return strip
 
@@ -170,7 +221,10 @@ class PoolHeader(Widget):
                 + int(info.verdict is not None))
 
     def _s(self, name: str) -> Style:
-        return self.get_component_rich_style(f"pool-header--{name}", partial=True)
+        style = self._styles.get(name)
+        if style is None:
+            style = self._styles[name] = self.get_component_rich_style(f"pool-header--{name}", partial=True)
+        return style
 
     def render(self) -> Text:
         info = self.info
@@ -178,12 +232,19 @@ class PoolHeader(Widget):
             return Text("pooltop: starting…")
         if self._shown is None:
             self._shown = self._build(info)
-        text = Text("\n").join(self._shown)
+        text = Text("\n").join(self._as_text(line) for line in self._shown)
         text.no_wrap = True
         text.overflow = "ellipsis"
         return text
 
-    def _build(self, info: HeaderInfo) -> list[Text]:
+    @staticmethod
+    def _as_text(line: Line) -> Text:
+        text = Text()
+        for part, style in line.parts:
+            text.append(part, style)
+        return text
+
+    def _build(self, info: HeaderInfo) -> list[Line]:
         lines = [self._host_line(info), self._totals_line(info), self._state_line(info)]
         if info.verdict is not None:
             lines.insert(2, self._verdict_line(info.verdict))
@@ -195,17 +256,20 @@ class PoolHeader(Widget):
         if snap is not None:
             for warning in snap.warnings:
                 warn = self._s("warning")
-                lines.append(Text.assemble(("⚠ ", warn), (printable(warning), warn)))
+                line = Line("⚠ ", warn)
+                line.append(printable(warning), warn)
+                lines.append(line)
         if info.error:
-            lines.append(Text.assemble(("✖ sampling failed: ", self._s("error")),
-                                       (printable(info.error), self._s("error")),
-                                       ("  (showing the last good sample; retrying)", self._s("dim"))))
+            line = Line("✖ sampling failed: ", self._s("error"))
+            line.append(printable(info.error), self._s("error"))
+            line.append("  (showing the last good sample; retrying)", self._s("dim"))
+            lines.append(line)
         for note in info.notes:
-            lines.append(Text(note, self._s("dim")))
+            lines.append(Line(note, self._s("dim")))
         return lines
 
-    def _host_line(self, info: HeaderInfo) -> Text:
-        out = Text()
+    def _host_line(self, info: HeaderInfo) -> Line:
+        out = Line()
         out.append(" pooltop ", self._s("title"))
         snap = info.snapshot
         if snap is None:
@@ -230,8 +294,8 @@ class PoolHeader(Widget):
             out.append(" PAUSED ", self._s("paused"))
         return out
 
-    def _replay_line(self, info: HeaderInfo, replay: ReplayInfo) -> Text:
-        out = Text(" ")
+    def _replay_line(self, info: HeaderInfo, replay: ReplayInfo) -> Line:
+        out = Line(" ")
         out.append("replay: ", self._s("label"))
         out.append(f"sample {replay.position + 1:,}/{replay.samples:,}")
         snap = info.snapshot
@@ -248,8 +312,8 @@ class PoolHeader(Widget):
         out.append("  [ ] step  { } ten  Home End  < > speed", self._s("dim"))
         return out
 
-    def _verdict_line(self, verdict: Verdict) -> Text:
-        out = Text(" ")
+    def _verdict_line(self, verdict: Verdict) -> Line:
+        out = Line(" ")
         out.append("verdict: ", self._s("label"))
         if verdict.kind is VerdictKind.UNKNOWN:
             samples = verdict.evidence.samples
@@ -259,7 +323,7 @@ class PoolHeader(Widget):
         out.append(printable(verdict.text), self._s(style))
         return out
 
-    def _trend(self, out: Text, now: int | None, before: int | None) -> None:
+    def _trend(self, out: Line, now: int | None, before: int | None) -> None:
         if now is None or before is None or now == before:
             return
         delta = now - before
@@ -268,8 +332,8 @@ class PoolHeader(Widget):
         else:
             out.append(f" ▼{human_bytes(-delta)}", self._s("down"))
 
-    def _totals_line(self, info: HeaderInfo) -> Text:
-        out = Text(" ")
+    def _totals_line(self, info: HeaderInfo) -> Line:
+        out = Line(" ")
         snap = info.snapshot
         if snap is None:
             return out
@@ -311,8 +375,8 @@ class PoolHeader(Widget):
             out.append(f"{human_bytes(used)}/{human_bytes(t.swap_total)}")
         return out
 
-    def _state_line(self, info: HeaderInfo) -> Text:
-        out = Text(" ")
+    def _state_line(self, info: HeaderInfo) -> Line:
+        out = Line(" ")
         out.append("Sort ", self._s("label"))
         out.append(f"{info.sort_title}{'▼' if info.descending else '▲'}")
         out.append("  Δ ", self._s("label"))
@@ -343,8 +407,8 @@ class PoolHeader(Widget):
             out.append("  highlight off", self._s("dim"))
         return out
 
-    def _shown_totals_line(self, info: HeaderInfo) -> Text:
-        out = Text(" ")
+    def _shown_totals_line(self, info: HeaderInfo) -> Line:
+        out = Line(" ")
         out.append("Totals ", self._s("label"))
         if not info.totals_rows:
             out.append("(no rows shown)")

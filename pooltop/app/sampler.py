@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from pooltop.model import Pool, Snapshot
@@ -174,3 +175,126 @@ class Sampler:
     def big_pool_allocations(self, tag: str) -> list[BigPoolAllocation]:
         with self._source_lock:
             return self.source.big_pool_allocations(tag)
+
+
+class SampleClock:
+    """When the next sample is due: an interval after the last one started, now when asked, never
+    while paused. Pure bookkeeping (the caller passes the time), so it is tested without threads.
+
+    A request made while a sample is under way is kept and served right after it (one pending
+    request at most: asking twice is asking once). Replaying, a request may say not to advance the
+    time cursor (after a cursor key); two merged requests advance only if both did.
+    """
+
+    def __init__(self, interval: float, autorefresh: bool, paused: bool = False) -> None:
+        self.interval = interval
+        self.autorefresh = autorefresh
+        self.paused = paused
+        self.pending: bool | None = None  # a request's `advance`, None when nothing was asked
+        self.busy = False
+        self.last_started: float | None = None
+        self.last_finished: float | None = None
+
+    def request(self, advance: bool = True) -> None:
+        self.pending = advance if self.pending is None else (self.pending and advance)
+
+    def next_due(self, now: float) -> float | None:
+        """The time the next sample should start (<= now: start it), None: wait to be asked."""
+        if self.busy:
+            return None
+        if self.pending is not None:
+            return now
+        if self.paused or not self.autorefresh:
+            return None
+        if self.last_started is None or self.last_finished is None:
+            return now
+        # At least a moment between samples even when one took longer than the interval.
+        return max(self.last_started + self.interval, self.last_finished + MIN_GAP_S)
+
+    def start(self, now: float) -> bool:
+        """A sample starts now; returns whether it advances the replay cursor."""
+        advance = True if self.pending is None else self.pending
+        self.pending = None
+        self.busy = True
+        self.last_started = now
+        return advance
+
+    def finish(self, now: float) -> None:
+        self.busy = False
+        self.last_finished = now
+
+    @property
+    def idle(self) -> bool:
+        """Nothing under way and nothing asked for."""
+        return not self.busy and self.pending is None
+
+
+#: the shortest pause between the end of one sample and the start of the next
+MIN_GAP_S = 0.01
+
+
+class SamplingThread:
+    """The one thread that samples for the live view, for as long as it runs.
+
+    Textual's thread workers would cost a Worker, an executor hand-off, state-change messages and
+    an asyncio timer per sample; at a 1 s interval that is noise, but a leak hunter watching
+    50,000 tags wants every millisecond for the table. Here the thread sleeps on a condition
+    until a sample is due or asked for, calls `run(advance)` (which posts the result to the UI)
+    and goes back to sleep; samples never overlap and a slow one never blocks the UI.
+    """
+
+    def __init__(self, run: Callable[[bool], None], clock: SampleClock) -> None:
+        self._run = run
+        self.clock = clock
+        self._cv = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._loop, name="pooltop-sampler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stopped = True
+            self._cv.notify_all()
+
+    def request(self, advance: bool = True) -> None:
+        with self._cv:
+            self.clock.request(advance)
+            self._cv.notify_all()
+
+    def update(self, *, interval: float | None = None, paused: bool | None = None,
+               autorefresh: bool | None = None) -> None:
+        with self._cv:
+            if interval is not None:
+                self.clock.interval = interval
+            if paused is not None:
+                self.clock.paused = paused
+            if autorefresh is not None:
+                self.clock.autorefresh = autorefresh
+            self._cv.notify_all()
+
+    @property
+    def idle(self) -> bool:
+        with self._cv:
+            return self.clock.idle
+
+    def _loop(self) -> None:
+        clock, cv = self.clock, self._cv
+        while True:
+            with cv:
+                while True:
+                    if self._stopped:
+                        return
+                    now = time.monotonic()
+                    due = clock.next_due(now)
+                    if due is not None and due <= now:
+                        advance = clock.start(now)
+                        break
+                    cv.wait(None if due is None else due - now)
+            try:
+                self._run(advance)
+            finally:
+                with cv:
+                    clock.finish(time.monotonic())
+                    cv.notify_all()

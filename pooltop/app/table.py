@@ -10,8 +10,9 @@ plain Segments, never markup, so a tag like "[b]" shows as typed.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from rich.cells import cell_len, set_cell_size
@@ -19,6 +20,8 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import BindingType
+from textual.color import Color
+from textual.filter import ANSIToTruecolor
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
@@ -39,6 +42,27 @@ _LEVEL_CLASS = {LeakLevel.WATCH: "pool-table--watch", LeakLevel.SUSPECT: "pool-t
 _STATE_CLASS = {2: "pool-table--up", 1: "pool-table--up-faded", -1: "pool-table--down-faded",
                 -2: "pool-table--down"}
 _STATE_SYMBOL = {2: "▲", 1: "△", -1: "▽", -2: "▼", 0: " "}
+
+
+class _Cell(enum.Enum):
+    """How a laid-out column's cell is made (decided once per layout, not per cell)."""
+
+    TAG = enum.auto()
+    POOL = enum.auto()
+    VALUE = enum.auto()  # a counter, highlighted by how it changed
+    CHANGE = enum.auto()  # a counter's change, coloured by its sign
+    PER_ALLOC = enum.auto()
+    OWNER = enum.auto()
+    LEAK = enum.auto()
+    OTHER = enum.auto()
+
+
+# Where _row_inputs puts each value in a row's tuple.
+_IN_TAG, _IN_POOL = 0, 1
+_IN_VALUE = {"allocs": 2, "frees": 4, "diff": 6, "bytes": 8}  # each followed by its change
+_IN_STATE = {"allocs": 10, "frees": 11, "diff": 12, "bytes": 13}  # its highlight state (ChangeMemory)
+_IN_DIFF, _IN_BYTES = _IN_VALUE["diff"], _IN_VALUE["bytes"]
+_IN_LEVEL, _IN_NEW, _IN_CURSOR = 14, 15, 16
 OWNER_MIN_WIDTH = 12
 OWNER_MAX_WIDTH = 60
 TAG_MAX_WIDTH = 28
@@ -91,6 +115,14 @@ def format_count(value: int, width: int, signed: bool = False) -> str:
         if len(short) <= width or suffix == "P":
             return short if len(short) <= width else f"{sign}{v:.0f}{suffix}"
     return text
+
+
+def _number(value: int, width: int, signed: bool = False) -> str:
+    """format_count right-aligned in `width` cells (the common case without a call)."""
+    text = f"{value:+,}" if signed else f"{value:,}"
+    if len(text) > width:
+        text = format_count(value, width, signed)
+    return text.rjust(width)
 
 
 def layout_columns(
@@ -152,6 +184,29 @@ def layout_columns(
         out.append(LaidColumn(col, x, w))
         x += w + 1
     return out
+
+
+_CELL_KINDS = {"tag": _Cell.TAG, "pool": _Cell.POOL, "per_alloc": _Cell.PER_ALLOC, "owner": _Cell.OWNER,
+               "leak": _Cell.LEAK}
+
+
+def _cell_plan(lc: LaidColumn) -> tuple[_Cell, int, int, int]:
+    """(kind, width, input index, highlight-state index) of one laid-out column."""
+    key = lc.column.key
+    if key in _VALUE_COLUMNS:
+        counter = _VALUE_COLUMNS[key]
+        return _Cell.VALUE, lc.width, _IN_VALUE[counter], _IN_STATE[counter]
+    if key in _CHANGE_COLUMNS:
+        return _Cell.CHANGE, lc.width, _IN_VALUE[_CHANGE_COLUMNS[key]] + 1, -1
+    return _CELL_KINDS.get(key, _Cell.OTHER), lc.width, -1, -1
+
+
+def _truecolor_already(strip: Strip, line_filter: ANSIToTruecolor, background: Color) -> bool:
+    """Whether `line_filter` would leave every segment of `strip` as it is (no ANSI colour, no dim);
+    it would copy them all into a new strip regardless. The filter caches its answer per style."""
+    rich_background = background.rich_color
+    convert = line_filter.truecolor_style
+    return all(style is None or convert(style, rich_background) is style for _, style, _ in strip)
 
 
 class PoolTable(ScrollView, can_focus=True):
@@ -218,6 +273,7 @@ class PoolTable(ScrollView, can_focus=True):
         self.selected_key: tuple[str, int] | None = None
         self.empty_text = "waiting for the first sample…"
         self._columns: list[LaidColumn] = []
+        self._cells: list[tuple[_Cell, int, int, int]] = []  # _build_row's plan of self._columns
         self._layout_key: tuple[object, ...] | None = None
         self._tag_width = 4
         self._tags_seen: tuple[str, ...] | None = None
@@ -304,7 +360,7 @@ class PoolTable(ScrollView, can_focus=True):
                 if strip is None:
                     strip = old.get(key)
                 if strip is None:
-                    strip = self._row_strip(first + i, width)
+                    strip = self._build_row(key, width)
                 new[key] = strip
                 fresh[i + 1] = (top, width, strip)
             self._strips = new  # only what is on screen now: bounded, and enough for a live view
@@ -312,7 +368,8 @@ class PoolTable(ScrollView, can_focus=True):
             fresh[y] = (top, width, self._line(y, top, width))
 
     def _row_inputs(self, first: int, last: int) -> list[tuple[object, ...]]:
-        """For positions first..last-1: everything _row_strip reads, one tuple per row."""
+        """For positions first..last-1: everything a row's strip shows, one tuple per row, laid out
+        as _build_row reads it (see _IN_*)."""
         m = self.model
         sample = m.sample
         assert sample is not None
@@ -327,14 +384,16 @@ class PoolTable(ScrollView, can_focus=True):
         for c in ("allocs", "frees", "diff", "bytes"):
             cols.append(getattr(counters, c)[rows].tolist())
             cols.append(getattr(changes, c)[rows].tolist())
-        if m.settings.highlight:
-            memory = m.memory
-            for c in ("allocs", "frees", "diff", "bytes"):
-                when = memory.when.get(c)
-                if when is not None and len(when) == len(counters):
-                    cols.append(memory.states(c, rows, self.fade_ns).tolist())
-                else:
-                    cols.append([self._state(c, r) for r in row_list])
+        memory = m.memory
+        for c in ("allocs", "frees", "diff", "bytes"):
+            if not m.settings.highlight:
+                cols.append([0] * n)
+                continue
+            when = memory.when.get(c)
+            if when is not None and len(when) == len(counters):
+                cols.append(memory.states(c, rows, self.fade_ns).tolist())
+            else:
+                cols.append([self._state(c, r) for r in row_list])
         levels = sample.leak.levels
         if len(levels) == len(counters):
             cols.append(levels[rows].tolist())
@@ -355,6 +414,7 @@ class PoolTable(ScrollView, can_focus=True):
             self._layout_key = key
             self._columns = layout_columns(width, self._tag_width, m.has_alloc_counts, m.is_slab or process,
                                            m.owners.available, self.symbols, per_alloc=not process)
+            self._cells = [_cell_plan(lc) for lc in self._columns]
 
     @property
     def columns(self) -> list[LaidColumn]:
@@ -461,14 +521,60 @@ class PoolTable(ScrollView, can_focus=True):
             self._rich_styles[name] = style
         return style
 
+    def _plain_box(self) -> bool:
+        """No padding, border, outline, tint or opacity: the strips render_line makes are final."""
+        styles = self.styles
+        return (
+            not any(styles.padding)
+            and not any(edge for edge, _ in styles.border)
+            and not any(edge for edge, _ in styles.outline)
+            and not styles.tint.a
+            and self.opacity == 1.0
+            and styles.text_opacity == 1.0
+            and not (styles.has_rule("hatch") and styles.hatch != "none")
+        )
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """The screen lines in `crop`, straight from render_line.
+
+        Textual's styles cache would re-style every repainted line (new strips, its own cache
+        per line) to apply box styles this widget does not use; the compositor asks for the
+        whole widget whenever any line of the screen changes. Each strip here is already styled
+        and exactly as wide as the content area (so the compositor need not cut off the
+        scrollbar's column); the app's line filters are applied once per strip object (Strip
+        caches them), so a row that did not change costs nothing.
+        """
+        if not self._plain_box():
+            return super().render_lines(crop)
+        filters = self.get_line_filters()
+        background = self.background_colors[1]
+        region = self.scrollable_content_region
+        width, height, top = region.width, region.height, int(self.scroll_y)
+        strips: list[Strip] = []
+        for y in crop.line_range:
+            strip = self._render_line(y, top, width, height)
+            for line_filter in filters:
+                if isinstance(line_filter, ANSIToTruecolor) and _truecolor_already(
+                    strip, line_filter, background
+                ):
+                    continue
+                strip = strip.apply_filter(line_filter, background)
+            strips.append(strip)
+        x1, x2 = crop.column_span
+        if x1 > 0 or x2 < width:
+            strips = [strip.crop(x1, x2) for strip in strips]
+        return strips
+
     def render_line(self, y: int) -> Strip:
-        width = self.scrollable_content_region.width
-        top = int(self.scroll_y)
+        region = self.scrollable_content_region
+        return self._render_line(y, int(self.scroll_y), region.width, region.height)
+
+    def _render_line(self, y: int, top: int, width: int, height: int) -> Strip:
         fresh = self._fresh.pop(y, None)
         if fresh is None or fresh[0] != top or fresh[1] != width:
             # A full repaint: build the whole screen's strips at once (from the row cache).
             self._fresh.clear()
-            self._fill_fresh(top, width, self.scrollable_content_region.height)
+            self._fill_fresh(top, width, height)
             fresh = self._fresh.pop(y, None)
         if fresh is not None and fresh[0] == top and fresh[1] == width:
             strip = fresh[2]
@@ -511,81 +617,82 @@ class PoolTable(ScrollView, can_focus=True):
         return Strip(segments).crop(0, width)
 
     def _row_strip(self, position: int, width: int) -> Strip:
-        m = self.model
-        sample = m.sample
-        assert sample is not None
-        counters = sample.counters
-        row = int(m.order[position])
-        changes = m.changes
-        assert changes is not None
-        level = m.level(row)
-        highlight = m.settings.highlight
-        cursor = position == self.cursor
+        return self._build_row(self._row_inputs(position, position + 1)[0], width)
+
+    def _build_row(self, inputs: tuple[Any, ...], width: int) -> Strip:
+        """One row's strip from its _row_inputs tuple.
+
+        The row is one string (every cell is padded to its column's width) cut into a segment
+        per run of one style: most cells share the row's style, and Textual's work per line
+        grows with its segments.
+        """
+        level = LeakLevel(inputs[_IN_LEVEL])
+        is_new = inputs[_IN_NEW]
+        cursor = inputs[_IN_CURSOR]
         combo = self._combo
         row_style = combo(level, cursor, None)
-        is_new = bool(sample.since_baseline.is_new[row])
         new_style = combo(level, cursor, "pool-table--new")
-        # Cells go out as runs of one style (fewer segments: Textual's per-segment work is most of
-        # the cost of a line).
-        segments: list[Segment] = []
-        run: list[str] = ["*" if is_new else " "]
-        run_style = new_style if is_new else row_style
-
-        def emit(text: str, style: Style) -> None:
-            nonlocal run, run_style
-            if style is not run_style:
-                segments.append(Segment("".join(run), run_style))
-                run, run_style = [], style
-            run.append(text)
-
-        used = MARKER_WIDTH
-        for lc in self._columns:
-            key = lc.column.key
-            w = lc.width
+        symbols = self.symbols
+        parts: list[str] = ["*" if is_new else " "]
+        marks: list[tuple[int, int, Style]] = [(0, 1, new_style)] if is_new else []
+        pos = MARKER_WIDTH
+        for kind, w, index, state_index in self._cells:
             style = row_style
-            if key == "tag":
-                text = fit(printable(counters.tags[row]), w)
-                if is_new:
-                    style = new_style
-            elif key == "pool":
-                text = fit(Pool(int(counters.pools[row])).short, w)
-            elif key in _VALUE_COLUMNS:
-                value = int(getattr(counters, _VALUE_COLUMNS[key])[row])
-                state = 0
-                if highlight:
-                    state = self._state(_VALUE_COLUMNS[key], row)
-                    if state:
-                        style = combo(level, cursor, _STATE_CLASS[state])
-                if self.symbols:
-                    text = fit(format_count(value, w - 1), w - 1, True) + _STATE_SYMBOL[state]
-                else:
-                    text = fit(format_count(value, w), w, True)
-            elif key in _CHANGE_COLUMNS:
-                value = int(getattr(changes, _CHANGE_COLUMNS[key])[row])
+            if kind is _Cell.VALUE:
+                value = inputs[index]
+                state = inputs[state_index]
+                if state:
+                    style = combo(level, cursor, _STATE_CLASS[state])
+                text = _number(value, w - 1) + _STATE_SYMBOL[state] if symbols else _number(value, w)
+            elif kind is _Cell.CHANGE:
+                value = inputs[index]
                 if value == 0:
                     style = combo(level, cursor, "pool-table--zero")
-                elif highlight:
-                    style = combo(level, cursor, "pool-table--up" if value > 0 else "pool-table--down")
-                text = fit(format_count(value, w, signed=True), w, True)
-            elif key == "per_alloc":
-                diff = int(counters.diff[row])
-                per = int(counters.bytes[row]) // diff if diff > 0 else 0
-                text = fit(format_count(per, w), w, True)
-            elif key == "owner":
-                text = fit(m.owners.text(counters.tags[row], int(counters.pools[row])), w)
-            elif key == "leak":
+                    text = "0".rjust(w)
+                else:
+                    if self.model.settings.highlight:
+                        style = combo(level, cursor, "pool-table--up" if value > 0 else "pool-table--down")
+                    text = _number(value, w, signed=True)
+            elif kind is _Cell.TAG:
+                text = fit(printable(inputs[_IN_TAG]), w)
+                if is_new:
+                    style = new_style
+            elif kind is _Cell.PER_ALLOC:
+                diff = inputs[_IN_DIFF]
+                text = _number(inputs[_IN_BYTES] // diff if diff > 0 else 0, w)
+            elif kind is _Cell.OWNER:
+                text = fit(self.model.owners.text(inputs[_IN_TAG], inputs[_IN_POOL]), w)
+            elif kind is _Cell.LEAK:
                 text = fit(_LEVEL_TEXT[level], w)
                 if level is not LeakLevel.STABLE:
                     style = combo(level, cursor, "pool-table--level-label")
+            elif kind is _Cell.POOL:
+                text = fit(Pool(inputs[_IN_POOL]).short, w)
             else:  # a column added to the model later: show nothing rather than fail
                 text = " " * w
-            emit(text, style)
-            emit(" ", row_style)
-            used += w + 1
+            end = pos + len(text)
+            if style is not row_style:
+                if marks and marks[-1][1] == pos and marks[-1][2] is style:
+                    marks[-1] = (marks[-1][0], end, style)
+                else:
+                    marks.append((pos, end, style))
+            parts.append(text)
+            parts.append(" ")
+            pos = end + 1
+        line = "".join(parts)
+        used = cell_len(line) if not line.isascii() else len(line)
         if used < width:
-            emit(" " * (width - used), row_style)
-        segments.append(Segment("".join(run), run_style))
-        return Strip(segments, width)
+            line += " " * (width - used)
+        segments: list[Segment] = []
+        last = 0
+        for start, end, style in marks:
+            if start > last:
+                segments.append(Segment(line[last:start], row_style))
+            segments.append(Segment(line[start:end], style))
+            last = end
+        if last < len(line):
+            segments.append(Segment(line[last:], row_style))
+        return Strip(segments, width).crop(0, width) if used > width else Strip(segments, width)
 
     def _combo(self, level: LeakLevel, cursor: bool, name: str | None) -> Style:
         """base + the row's level tint + the cursor + one cell class, computed once per style set."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import time
 from typing import Any
 
 from textual.pilot import Pilot
@@ -21,10 +23,15 @@ def build_app(windows: bool = True, **kwargs: Any) -> PooltopApp:
     return create_app(source, **kwargs)
 
 
-async def settle(pilot: Pilot[Any]) -> None:
-    """Let workers finish and their messages be handled."""
+async def settle(pilot: Pilot[Any], timeout: float = 30.0) -> None:
+    """Let the sampling thread and workers finish and their messages be handled."""
     app = pilot.app
+    deadline = time.monotonic() + timeout
     for _ in range(3):
+        while isinstance(app, PooltopApp) and not app.sampling_idle:
+            if time.monotonic() > deadline:
+                raise AssertionError("the sampling thread did not go idle")
+            await asyncio.sleep(0.002)
         await app.workers.wait_for_complete()
         await pilot.pause()
 
