@@ -60,6 +60,9 @@ def _frozen(values: Any, dtype: type[np.generic], copy: bool = True) -> Any:
     return arr
 
 
+_EMPTY: CounterSet | None = None
+
+
 @dataclass(frozen=True, eq=False)
 class CounterSet:
     """All counters of one snapshot, one row per (tag, pool).
@@ -119,6 +122,12 @@ class CounterSet:
 
     @classmethod
     def empty(cls) -> CounterSet:
+        # Immutable, and asked for on every refresh (no vanished rows): one is enough.
+        if cls is CounterSet:
+            global _EMPTY
+            if _EMPTY is None:
+                _EMPTY = cls.build((), (), (), (), (), ())
+            return _EMPTY
         return cls.build((), (), (), (), (), ())
 
     def __len__(self) -> int:
@@ -132,8 +141,12 @@ class CounterSet:
 
     def same_keys(self, other: CounterSet) -> bool:
         """True when both sets hold the same (tag, pool) rows in the same order (the common case)."""
+        # Sources hand out the very same tags tuple while the rows stay (the Windows decoder's
+        # TagTextCache): identity first, as comparing two equal 50,000-tuples walks them all.
         return self is other or (
-            len(self) == len(other) and self.tags == other.tags and np.array_equal(self.pools, other.pools)
+            len(self) == len(other)
+            and (self.tags is other.tags or self.tags == other.tags)
+            and np.array_equal(self.pools, other.pools)
         )
 
     def index(self) -> dict[tuple[str, int], int]:

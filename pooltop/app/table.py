@@ -376,7 +376,9 @@ class PoolTable(ScrollView, can_focus=True):
         counters = sample.counters
         changes = m.changes
         assert changes is not None
-        rows = np.asarray(m.order[first:last], dtype=np.intp)
+        # Keep twice the screen sorted ahead, so scrolling a page down needs no new sort.
+        m.head_size = max(200, last + (last - first) * 2)
+        rows = np.asarray(m.rows_at(first, last), dtype=np.intp)
         row_list = rows.tolist()
         n = len(row_list)
         tags = counters.tags

@@ -10,6 +10,7 @@ import enum
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -17,7 +18,7 @@ import numpy.typing as npt
 from pooltop.model import CounterSet, Pool
 from pooltop.query import SORT_KEYS, compile_pattern, sort_rows
 from pooltop.tagdb import OwnerCandidate
-from pooltop.tracking import Deltas, IndexArray, LeakLevel, TrackedSample, align, order_rows
+from pooltop.tracking import Deltas, IndexArray, LeakLevel, TrackedSample, align
 
 OwnerLookup = Callable[[str, Pool], Sequence[OwnerCandidate]]
 
@@ -128,6 +129,21 @@ def filter_pattern(text: str) -> re.Pattern[str] | None:
     return compile_pattern(text, case_sensitive=False)
 
 
+def _stable_head(key: npt.NDArray[Any], count: int) -> IndexArray:
+    """The first `count` indexes of np.argsort(key, kind="stable"), without sorting the rest:
+    partition, take everything below the count-th key and the earliest of its ties, sort those."""
+    if count >= len(key):
+        return np.argsort(key, kind="stable")
+    kth = key[np.argpartition(key, count - 1)[count - 1]]
+    below = np.flatnonzero(key < kth)
+    ties = np.flatnonzero(key == kth)[: count - len(below)]
+    chosen = np.concatenate([below, ties])
+    if len(chosen) != count:  # NaN keys compare with nothing: let a full sort place them
+        return np.argsort(key, kind="stable")[:count]
+    out: IndexArray = chosen[np.argsort(key[chosen], kind="stable")]
+    return out
+
+
 class ChangeMemory:
     """When each value cell last went up or down, so highlights can fade (as PoolMonX does).
 
@@ -159,11 +175,14 @@ class ChangeMemory:
                 self.when[c] = np.where(present, old_w[safe] if len(old_w) else self.NEVER, self.NEVER)
                 self.direction[c] = np.where(present, old_d[safe] if len(old_d) else 0, 0).astype(np.int8)
         deltas = sample.interval
-        settled = ~deltas.is_new  # a new row's whole value is its "change": the new marker says it
+        any_new = bool(deltas.is_new.any())
         for c in self.COLUMNS:
             d: npt.NDArray[np.int64] = getattr(deltas, c)
-            changed = (d != 0) & settled
-            if changed.any():
+            changed = np.flatnonzero(d != 0)  # few rows change per sample (4x faster than on ints)
+            if any_new:
+                # A new row's whole value is its "change": the new marker says it.
+                changed = changed[~deltas.is_new[changed]]
+            if len(changed):
                 self.when[c][changed] = now
                 self.direction[c][changed] = np.sign(d[changed]).astype(np.int8)
         self._counters = counters
@@ -197,8 +216,17 @@ class TableModel:
         self.owners = owners or OwnerBook(None)
         self.settings = settings or ViewSettings()
         self.sample: TrackedSample | None = None
-        self.order: IndexArray = np.zeros(0, dtype=np.intp)
         self.memory = ChangeMemory()
+        # The shown rows (ascending row numbers) and, for a numeric sort, the key that orders them
+        # (ascending, ties by row number). The full order is sorted only when something needs it
+        # (scrolling far down, an export); the screen needs just the first rows (see head).
+        self._rows: IndexArray = np.zeros(0, dtype=np.intp)
+        self._key: npt.NDArray[Any] | None = None
+        self._order: IndexArray | None = np.zeros(0, dtype=np.intp)
+        self._head: IndexArray = np.zeros(0, dtype=np.intp)
+        #: how many leading positions to keep sorted without sorting them all (the table sets it
+        #: from its scroll position and height)
+        self.head_size = 200
         # Caches keyed on the row set (tags), which rarely changes between samples.
         self._tags: tuple[str, ...] | None = None
         self._match_key: str | None = None
@@ -275,12 +303,32 @@ class TableModel:
         return self.sample.snapshot.source.endswith("-processes")
 
     def __len__(self) -> int:
-        return len(self.order)
+        return len(self._rows)
+
+    @property
+    def order(self) -> IndexArray:
+        """Every shown row in display order (sorted on first use after a change)."""
+        if self._order is None:
+            assert self._key is not None
+            self._order = self._rows[np.argsort(self._key, kind="stable")]
+        return self._order
+
+    def rows_at(self, first: int, last: int) -> IndexArray:
+        """The rows at display positions first..last-1."""
+        if self._order is not None:
+            return self._order[first:last]
+        if last > len(self._head) and len(self._head) < len(self._rows):
+            wanted = max(last, self.head_size)
+            if wanted * 4 >= len(self._rows):
+                return self.order[first:last]
+            assert self._key is not None
+            self._head = self._rows[_stable_head(self._key, wanted)]
+        return self._head[first:last]
 
     def row_key(self, position: int) -> tuple[str, int] | None:
-        if not 0 <= position < len(self.order):
+        if not 0 <= position < len(self._rows):
             return None
-        row = int(self.order[position])
+        row = int(self.rows_at(position, position + 1)[0])
         return self.counters.tags[row], int(self.counters.pools[row])
 
     def position_of(self, key: tuple[str, int] | None) -> int | None:
@@ -296,6 +344,13 @@ class TableModel:
             if row is None:
                 return None
             self._last_row = {key: row}
+        i = int(np.searchsorted(self._rows, row))
+        if i >= len(self._rows) or int(self._rows[i]) != row:
+            return None  # filtered out
+        if self._order is None and self._key is not None:
+            # Its rank without sorting: the keys before it, and the equal keys of earlier rows.
+            k = self._key[i]
+            return int(np.count_nonzero(self._key < k) + np.count_nonzero(self._key[:i] == k))
         hits = np.flatnonzero(self.order == row)
         return int(hits[0]) if len(hits) else None
 
@@ -305,11 +360,14 @@ class TableModel:
         return LeakLevel(int(self.sample.leak.levels[row]))
 
     def recompute(self) -> None:
+        self._head = np.zeros(0, dtype=np.intp)
         if self.sample is None:
-            self.order = np.zeros(0, dtype=np.intp)
+            self._rows = np.zeros(0, dtype=np.intp)
+            self._key, self._order = None, self._rows
             return
-        rows = self._selected_rows()
-        self.order = self._sorted(rows)
+        self._rows = self._selected_rows()
+        self._key = self._sort_key(self._rows)
+        self._order = None if self._key is not None else self._sorted(self._rows)
 
     def _pool_mask(self, counters: CounterSet) -> npt.NDArray[np.bool_] | None:
         s = self.settings
@@ -360,20 +418,42 @@ class TableModel:
         self._match_mask = mask
         return mask
 
-    def _sorted(self, rows: IndexArray) -> IndexArray:
+    def _sort_key(self, rows: IndexArray) -> npt.NDArray[Any] | None:
+        """For a numeric sort: a key whose stable ascending order is the display order (ties keep
+        row order, as a stable sort of the column would). None: sort with _sorted()."""
         s = self.settings
         counters = self.counters
         if not len(rows):
-            return rows
+            return None
         if s.sort == "tag":
             if self._tag_rank is None:
                 rank = np.empty(len(counters), dtype=np.intp)
                 by_tag = sorted(range(len(counters)), key=counters.tags.__getitem__)
                 rank[np.asarray(by_tag, dtype=np.intp)] = np.arange(len(counters), dtype=np.intp)
                 self._tag_rank = rank
-            return rows[order_rows(self._tag_rank[rows], s.descending)]
-        if s.sort == "pool":
-            return rows[order_rows(counters.pools[rows].astype(np.int64), s.descending)]
+            values: npt.NDArray[Any] = self._tag_rank[rows]
+        elif s.sort == "pool":
+            values = counters.pools[rows].astype(np.int64)
+        elif s.sort in SORT_KEYS:
+            column, is_change = SORT_KEYS[s.sort]
+            if is_change:
+                changes = self.changes
+                assert changes is not None
+                values = getattr(changes, column)[rows]
+            elif column == "per_alloc":
+                values = counters.per_alloc()[rows]
+            else:
+                values = getattr(counters, column)[rows]
+        else:
+            return None
+        if values.dtype.kind not in "iuf":
+            return None
+        return -values if s.descending else values
+
+    def _sorted(self, rows: IndexArray) -> IndexArray:
+        """The display order of a sort without a numeric key (leak level, owner)."""
+        s = self.settings
+        counters = self.counters
         if s.sort == "leak":
             assert self.sample is not None
             leak = self.sample.leak
@@ -389,11 +469,11 @@ class TableModel:
 
     def totals(self) -> list[PoolTotal]:
         """Sums over the shown rows, per pool."""
-        if self.sample is None or not len(self.order):
+        if self.sample is None or not len(self._rows):
             return []
         counters = self.counters
         changes = self.changes
-        rows = self.order
+        rows = self._rows
         pools = counters.pools[rows]
         out: list[PoolTotal] = []
         for pool in Pool:
