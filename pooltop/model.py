@@ -149,6 +149,14 @@ class CounterSet:
             and np.array_equal(self.pools, other.pools)
         )
 
+    def pools_present(self) -> frozenset[int]:
+        """The pools that have rows (computed once: the set is immutable)."""
+        cached: frozenset[int] | None = self.__dict__.get("_pools_present")
+        if cached is None:
+            cached = frozenset(np.flatnonzero(np.bincount(self.pools, minlength=1)).tolist())
+            object.__setattr__(self, "_pools_present", cached)
+        return cached
+
     def index(self) -> dict[tuple[str, int], int]:
         """(tag, pool) -> row. Built on first use and kept: the set is immutable."""
         cached: dict[tuple[str, int], int] | None = self.__dict__.get("_index")

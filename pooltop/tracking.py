@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
@@ -41,10 +41,25 @@ class LeakLevel(enum.IntEnum):
 # --- alignment and deltas ---------------------------------------------------------------------
 
 
+_identity_map: IndexArray = np.zeros(0, dtype=np.intp)
+
+
+def identity_mapping(n: int) -> IndexArray:
+    """np.arange(n) as a mapping, the same read-only object while n stays: every step of a refresh
+    asks whether rows moved, and identity answers that without reading the array."""
+    global _identity_map
+    found = _identity_map
+    if len(found) != n:
+        found = np.arange(n, dtype=np.intp)
+        found.flags.writeable = False
+        _identity_map = found
+    return found
+
+
 def align(reference: CounterSet, current: CounterSet) -> IndexArray:
     """For each row of `current`, its row in `reference`, or -1 where the counter is new."""
     if current.same_keys(reference):
-        return np.arange(len(current), dtype=np.intp)
+        return identity_mapping(len(current))
     ref_index = reference.index()
     get = ref_index.get
     return np.fromiter(
@@ -56,7 +71,7 @@ def align(reference: CounterSet, current: CounterSet) -> IndexArray:
 
 def _is_identity(mapping: IndexArray) -> bool:
     n = len(mapping)
-    if n == 0:
+    if n == 0 or mapping is _identity_map:
         return True
     return int(mapping[0]) == 0 and int(mapping[-1]) == n - 1 and bool(np.all(np.diff(mapping) == 1))
 
@@ -116,7 +131,7 @@ def compute_deltas(
     """
     if mapping is None:
         identical = current.same_keys(reference)
-        idx = np.arange(len(current), dtype=np.intp) if identical else align(reference, current)
+        idx = identity_mapping(len(current)) if identical else align(reference, current)
     else:
         idx = mapping
         identical = len(reference) == len(current) and _is_identity(idx)
@@ -180,12 +195,16 @@ class LeakThresholds:
 TREND_POINTS = 12
 
 
+@lru_cache(maxsize=64)
 def _thin_rows(t_count: int, max_points: int) -> IndexArray:
     """Which of `t_count` samples a robust slope uses: at most `max_points`, spread over the series,
-    so a long window costs the same."""
+    so a long window costs the same. (Read-only: cached, as the window's length rarely changes.)"""
     if t_count > max_points:
-        return np.unique(np.linspace(0, t_count - 1, max_points).round().astype(np.intp))
-    return np.arange(t_count, dtype=np.intp)
+        rows = np.unique(np.linspace(0, t_count - 1, max_points).round().astype(np.intp))
+    else:
+        rows = np.arange(t_count, dtype=np.intp)
+    rows.flags.writeable = False
+    return rows
 
 
 def _thinned(times: FloatArray, values: FloatArray, max_points: int) -> tuple[FloatArray, FloatArray]:
@@ -369,7 +388,7 @@ def classify(
         # the rows at 50,000 counters). Thin the window's rows while gathering their columns.
         picked = _thin_rows(len(times), TREND_POINTS)
         t_thin = times[picked]
-        cand_values = np.stack([values[p].take(cand_idx) for p in picked.tolist()])  # 2x a 2-D gather
+        cand_values = values[picked[:, None], cand_idx]
         rising = theil_sen_rising(t_thin, cand_values, TREND_POINTS)
         trend = _TrendSamples(t_thin, cand_values, cand_idx)
         rows = cand_idx[rising]
@@ -496,7 +515,7 @@ class _SeriesBuffer:
         return self._times[self._start : self._end]
 
     def realign(self, mapping: IndexArray, n_new: int) -> None:
-        if self._buf.shape[1] == n_new and np.array_equal(mapping, np.arange(n_new)):
+        if self._buf.shape[1] == n_new and len(mapping) == n_new and _is_identity(mapping):
             return
         new = np.full((self._buf.shape[0], n_new), self.fill, dtype=self.dtype)
         present = mapping >= 0

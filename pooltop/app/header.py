@@ -18,6 +18,7 @@ from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
+from pooltop.app.lines import StripFinisher
 from pooltop.app.view import PoolTotal, printable
 from pooltop.model import Pool, Snapshot, Totals, human_bytes
 from pooltop.tracking import LeakLevel
@@ -172,6 +173,7 @@ class PoolHeader(Widget):
         # the lines whose text changed (Widget would render the whole header for any of them).
         self._strips: dict[int, tuple[object, Line, Strip]] = {}
         self._styles: dict[str, Style] = {}
+        self._finisher = StripFinisher()
 
     def show(self, info: HeaderInfo) -> None:
         lines = self._line_count(info)
@@ -194,6 +196,19 @@ class PoolHeader(Widget):
         self._shown = None  # built with the old component styles
         self._strips.clear()
         self._styles.clear()
+        self._finisher.clear()
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """Straight from render_line (see pooltop.app.lines): the clock line changes every sample."""
+        plain, background = self._finisher.box(self)
+        if self.info is None or self._shown is None or not plain:
+            return super().render_lines(crop)
+        strips = self._finisher.finish([self.render_line(y) for y in crop.line_range],
+                                       self.app.get_line_filters(), background)
+        x1, x2 = crop.column_span
+        if x1 > 0 or x2 < self.size.width:
+            strips = [strip.crop(x1, x2) for strip in strips]
+        return strips
 
     def render_line(self, y: int) -> Strip:
         info, shown = self.info, self._shown
@@ -201,7 +216,9 @@ class PoolHeader(Widget):
             return super().render_line(y)
         self._dirty_regions.clear()  # lines are rendered one by one below, never all at once
         width = self.size.width
-        base = self.rich_style
+        base = self._styles.get("")
+        if base is None:  # the widget's own style: kept until a style update, like the parts'
+            base = self._styles[""] = self.rich_style
         if y >= len(shown):
             return Strip.blank(width, base)
         context = (width, base)

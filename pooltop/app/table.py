@@ -20,14 +20,13 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import BindingType
-from textual.color import Color
-from textual.filter import ANSIToTruecolor
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from pooltop.app.keys import bindings
+from pooltop.app.lines import StripFinisher
 from pooltop.app.view import ALLOC_COLUMNS, COLUMN_SORT, SORT_COLUMN, TableModel, printable
 from pooltop.model import COLUMNS, Column, ColumnKind, Pool
 from pooltop.tracking import LeakLevel
@@ -201,14 +200,6 @@ def _cell_plan(lc: LaidColumn) -> tuple[_Cell, int, int, int]:
     return _CELL_KINDS.get(key, _Cell.OTHER), lc.width, -1, -1
 
 
-def _truecolor_already(strip: Strip, line_filter: ANSIToTruecolor, background: Color) -> bool:
-    """Whether `line_filter` would leave every segment of `strip` as it is (no ANSI colour, no dim);
-    it would copy them all into a new strip regardless. The filter caches its answer per style."""
-    rich_background = background.rich_color
-    convert = line_filter.truecolor_style
-    return all(style is None or convert(style, rich_background) is style for _, style, _ in strip)
-
-
 class PoolTable(ScrollView, can_focus=True):
     """poolmon's table: one row per (tag, pool), a fixed header line, a cursor row."""
 
@@ -289,6 +280,8 @@ class PoolTable(ScrollView, can_focus=True):
         # a row whose inputs did not change is not rebuilt, and is the same Strip object.
         self._strips: dict[tuple[object, ...], Strip] = {}
         self._strip_context: tuple[object, ...] | None = None
+        self._finisher = StripFinisher()
+        self._header_cache: tuple[tuple[object, ...], Strip] | None = None
 
     # --- data and layout ----------------------------------------------------------------------
 
@@ -337,11 +330,14 @@ class PoolTable(ScrollView, can_focus=True):
             return
         fresh = self._fresh
         region_width = self.size.width
+        changed = []
         for y in range(height):
             strip = fresh[y][2]
             old = painted[y][2]
             if old is not strip and old != strip:
-                self.refresh(Region(0, y, region_width, 1))
+                changed.append(Region(0, y, region_width, 1))
+        if changed:
+            self.refresh(*changed)  # one call: each has a fixed cost in Textual
 
     def _fill_fresh(self, top: int, width: int, height: int) -> None:
         """Build (or take from the cache) the strips of screen lines 0..height-1 into _fresh."""
@@ -350,7 +346,7 @@ class PoolTable(ScrollView, can_focus=True):
         n = len(self.model)
         first, last = top, min(top + height - 1, n)
         if last > first:
-            context = (width, self._layout_key, id(self._columns), self.model.settings.highlight,
+            context = (width, self._layout_key, self.model.settings.highlight,
                        self.symbols, self.fade_ns, id(self.model.owners))
             old = self._strips if context == self._strip_context else {}
             self._strip_context = context
@@ -387,15 +383,12 @@ class PoolTable(ScrollView, can_focus=True):
             cols.append(getattr(counters, c)[rows].tolist())
             cols.append(getattr(changes, c)[rows].tolist())
         memory = m.memory
-        for c in ("allocs", "frees", "diff", "bytes"):
-            if not m.settings.highlight:
-                cols.append([0] * n)
-                continue
-            when = memory.when.get(c)
-            if when is not None and len(when) == len(counters):
-                cols.append(memory.states(c, rows, self.fade_ns).tolist())
-            else:
-                cols.append([self._state(c, r) for r in row_list])
+        if not m.settings.highlight:
+            cols.extend([[0] * n] * 4)
+        elif len(memory.when.get("bytes", ())) == len(counters):
+            cols.extend(memory.all_states(rows, self.fade_ns).tolist())  # allocs, frees, diff, bytes
+        else:  # the memory has not seen this sample's rows
+            cols.extend([self._state(c, r) for r in row_list] for c in ("allocs", "frees", "diff", "bytes"))
         levels = sample.leak.levels
         if len(levels) == len(counters):
             cols.append(levels[rows].tolist())
@@ -437,6 +430,8 @@ class PoolTable(ScrollView, can_focus=True):
         self._painted.clear()
         self._strips.clear()
         self._strip_context = None
+        self._finisher.clear()
+        self._header_cache = None
 
     # --- cursor -------------------------------------------------------------------------------
 
@@ -523,19 +518,6 @@ class PoolTable(ScrollView, can_focus=True):
             self._rich_styles[name] = style
         return style
 
-    def _plain_box(self) -> bool:
-        """No padding, border, outline, tint or opacity: the strips render_line makes are final."""
-        styles = self.styles
-        return (
-            not any(styles.padding)
-            and not any(edge for edge, _ in styles.border)
-            and not any(edge for edge, _ in styles.outline)
-            and not styles.tint.a
-            and self.opacity == 1.0
-            and styles.text_opacity == 1.0
-            and not (styles.has_rule("hatch") and styles.hatch != "none")
-        )
-
     def render_lines(self, crop: Region) -> list[Strip]:
         """The screen lines in `crop`, straight from render_line.
 
@@ -546,22 +528,13 @@ class PoolTable(ScrollView, can_focus=True):
         scrollbar's column); the app's line filters are applied once per strip object (Strip
         caches them), so a row that did not change costs nothing.
         """
-        if not self._plain_box():
+        plain, background = self._finisher.box(self)
+        if not plain:
             return super().render_lines(crop)
-        filters = self.get_line_filters()
-        background = self.background_colors[1]
         region = self.scrollable_content_region
         width, height, top = region.width, region.height, int(self.scroll_y)
-        strips: list[Strip] = []
-        for y in crop.line_range:
-            strip = self._render_line(y, top, width, height)
-            for line_filter in filters:
-                if isinstance(line_filter, ANSIToTruecolor) and _truecolor_already(
-                    strip, line_filter, background
-                ):
-                    continue
-                strip = strip.apply_filter(line_filter, background)
-            strips.append(strip)
+        strips = self._finisher.finish([self._render_line(y, top, width, height) for y in crop.line_range],
+                                       self.app.get_line_filters(), background)
         x1, x2 = crop.column_span
         if x1 > 0 or x2 < width:
             strips = [strip.crop(x1, x2) for strip in strips]
@@ -598,6 +571,16 @@ class PoolTable(ScrollView, can_focus=True):
         return self._row_strip(position, width)
 
     def _header_strip(self, width: int) -> Strip:
+        settings = self.model.settings
+        key = (width, self._layout_key, settings.sort, settings.descending)
+        cached = self._header_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        strip = self._make_header_strip(width)
+        self._header_cache = (key, strip)
+        return strip
+
+    def _make_header_strip(self, width: int) -> Strip:
         base = self._style("base") + self._style("pool-table--header")
         sorted_style = base + self._style("pool-table--header-sorted")
         settings = self.model.settings

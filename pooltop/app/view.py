@@ -155,36 +155,48 @@ class ChangeMemory:
 
     def __init__(self) -> None:
         self._counters: CounterSet | None = None
+        # One row per column (COLUMNS order), one column per counter row: the table reads all four
+        # columns of its visible rows with one gather.
+        self._when = np.zeros((len(self.COLUMNS), 0), dtype=np.int64)
+        self._direction = np.zeros((len(self.COLUMNS), 0), dtype=np.int8)
         self.when: dict[str, npt.NDArray[np.int64]] = {}
         self.direction: dict[str, npt.NDArray[np.int8]] = {}
         self.now_ns = 0
+
+    def _views(self) -> None:
+        self.when = {c: self._when[i] for i, c in enumerate(self.COLUMNS)}
+        self.direction = {c: self._direction[i] for i, c in enumerate(self.COLUMNS)}
 
     def update(self, sample: TrackedSample) -> None:
         counters = sample.counters
         n = len(counters)
         now = sample.snapshot.monotonic_ns
         if self._counters is None:
-            self.when = {c: np.full(n, self.NEVER, dtype=np.int64) for c in self.COLUMNS}
-            self.direction = {c: np.zeros(n, dtype=np.int8) for c in self.COLUMNS}
+            self._when = np.full((len(self.COLUMNS), n), self.NEVER, dtype=np.int64)
+            self._direction = np.zeros((len(self.COLUMNS), n), dtype=np.int8)
+            self._views()
         elif not counters.same_keys(self._counters):
             mapping = align(self._counters, counters)
             present = mapping >= 0
             safe = np.where(present, mapping, 0)
-            for c in self.COLUMNS:
-                old_w, old_d = self.when[c], self.direction[c]
-                self.when[c] = np.where(present, old_w[safe] if len(old_w) else self.NEVER, self.NEVER)
-                self.direction[c] = np.where(present, old_d[safe] if len(old_d) else 0, 0).astype(np.int8)
+            if self._when.shape[1]:
+                self._when = np.where(present, self._when[:, safe], self.NEVER)
+                self._direction = np.where(present, self._direction[:, safe], 0).astype(np.int8)
+            else:
+                self._when = np.full((len(self.COLUMNS), n), self.NEVER, dtype=np.int64)
+                self._direction = np.zeros((len(self.COLUMNS), n), dtype=np.int8)
+            self._views()
         deltas = sample.interval
         any_new = bool(deltas.is_new.any())
-        for c in self.COLUMNS:
+        for i, c in enumerate(self.COLUMNS):
             d: npt.NDArray[np.int64] = getattr(deltas, c)
             changed = np.flatnonzero(d != 0)  # few rows change per sample (4x faster than on ints)
             if any_new:
                 # A new row's whole value is its "change": the new marker says it.
                 changed = changed[~deltas.is_new[changed]]
             if len(changed):
-                self.when[c][changed] = now
-                self.direction[c][changed] = np.sign(d[changed]).astype(np.int8)
+                self._when[i, changed] = now
+                self._direction[i, changed] = np.sign(d[changed])
         self._counters = counters
         self.now_ns = now
 
@@ -193,10 +205,16 @@ class ChangeMemory:
         -1 / -2 the same for going down."""
         if column not in self.when or not len(rows):
             return np.zeros(len(rows), dtype=np.int8)
-        age = self.now_ns - self.when[column][rows]
-        direction = self.direction[column][rows]
-        strength = np.where(age <= 0, 2, np.where(age <= fade_ns, 1, 0)).astype(np.int8)
-        out: npt.NDArray[np.int8] = (strength * direction).astype(np.int8)
+        out: npt.NDArray[np.int8] = self.all_states(rows, fade_ns)[self.COLUMNS.index(column)]
+        return out
+
+    def all_states(self, rows: IndexArray, fade_ns: int) -> npt.NDArray[np.int8]:
+        """states() of every column (COLUMNS order) for `rows`, as a len(COLUMNS) x len(rows) array."""
+        if self._when.shape[1] == 0 or not len(rows):
+            return np.zeros((len(self.COLUMNS), len(rows)), dtype=np.int8)
+        age = self.now_ns - self._when[:, rows]
+        strength = (age <= 0).astype(np.int8) + (age <= fade_ns)
+        out: npt.NDArray[np.int8] = strength * self._direction[:, rows]
         return out
 
 
@@ -278,9 +296,8 @@ class TableModel:
     def has_session_pool(self) -> bool:
         if self.sample is None:
             return False
-        return self.sample.snapshot.source.startswith("windows") or bool(
-            np.any(self.counters.pools == Pool.SESSION)
-        )
+        windows = self.sample.snapshot.source.startswith("windows")
+        return windows or Pool.SESSION in self.counters.pools_present()
 
     @property
     def is_slab(self) -> bool:
@@ -289,7 +306,7 @@ class TableModel:
             return False
         counters = self.counters
         if len(counters):
-            return bool(np.all(counters.pools == Pool.SLAB))
+            return counters.pools_present() == {Pool.SLAB}
         return self.sample.snapshot.source.startswith("linux")
 
     @property
@@ -299,7 +316,7 @@ class TableModel:
             return False
         counters = self.counters
         if len(counters):
-            return bool(np.all(counters.pools == Pool.PROCESS))
+            return counters.pools_present() == {Pool.PROCESS}
         return self.sample.snapshot.source.endswith("-processes")
 
     def __len__(self) -> int:
