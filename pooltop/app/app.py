@@ -9,9 +9,10 @@ immutable TrackedSample objects to the UI in messages; the Tracker lives on the 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import on
 from textual.app import App, ComposeResult
@@ -22,7 +23,7 @@ from pooltop.app.detail import DetailInfo, DetailPane, RowFacts
 from pooltop.app.header import HeaderInfo, PoolHeader, ReplayInfo
 from pooltop.app.help import HelpScreen
 from pooltop.app.keys import KEYS, PooltopCommands, bindings
-from pooltop.app.messages import BigPoolReady, SampleFailed, SampleReady
+from pooltop.app.messages import BigPoolReady, ProcessesReady, SampleFailed, SampleReady
 from pooltop.app.sampler import PROCESS_EVERY_S, SampleClock, Sampler, SamplingThread
 from pooltop.app.table import PoolTable
 from pooltop.app.view import (
@@ -108,6 +109,7 @@ class PooltopApp(App[None]):
             self.paused = self.replay.speed == 0
         self.sampling = SamplingThread(self._sample_in_thread,
                                        SampleClock(interval, autorefresh, paused=self.paused))
+        self._may_post = threading.Event()  # set once mounted: messages need the running app
         self._filter_before: str = ""
         self._big_pool: tuple[str, tuple[object, ...] | None, str | None] | None = None
         self._detail_key: tuple[str, int] | None = None
@@ -128,15 +130,25 @@ class PooltopApp(App[None]):
         yield self.filter_input
         yield Footer()
 
+    async def run_async(self, *args: Any, **kwargs: Any) -> None:
+        # The first sample (reading the source, SLUB aliases, the tracker) runs while Textual
+        # starts up; it is posted once the app is mounted (see _may_post).
+        self.request_sample()
+        self.sampling.start()
+        return await super().run_async(*args, **kwargs)
+
     def on_mount(self) -> None:
         self.table.focus()
         self._update_header()
-        self.request_sample()
-        self.sampling.start()
+        if not self.sampling.started:
+            self.request_sample()
+            self.sampling.start()
+        self._may_post.set()
 
     def on_unmount(self) -> None:
         # A sample under way finishes in the background (a daemon thread); its result is dropped.
         self.sampling.stop()
+        self._may_post.set()
 
     # --- sampling -----------------------------------------------------------------------------
 
@@ -165,9 +177,22 @@ class PooltopApp(App[None]):
         except Exception as e:  # a backend bug: say so, keep the view and retry
             self.post_message(SampleFailed(f"unexpected {type(e).__name__}: {e}"))
             return
-        elapsed = time.monotonic() - started - self.sampler.process_elapsed_s
+        elapsed = time.monotonic() - started
+        self._may_post.wait()
         self.post_message(SampleReady(sample, elapsed, self.sampler.shown_position, self.sampler.verdict,
                                       self.sampler.process_sample))
+        if self.sampler.judge():
+            self.post_message(ProcessesReady(self.sampler.verdict, self.sampler.process_sample))
+
+    def on_processes_ready(self, message: ProcessesReady) -> None:
+        if not self.table.is_mounted:
+            return
+        self.verdict = message.verdict
+        if message.processes is not None and message.processes is not self.process_model.sample:
+            self.process_model.apply(message.processes)
+            if self.showing_processes:
+                self.table.data_changed()
+        self._update_header()
 
     def on_sample_ready(self, message: SampleReady) -> None:
         if not self.table.is_mounted:  # arrived while the app is closing

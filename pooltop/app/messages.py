@@ -27,6 +27,14 @@ class SampleReady(Message):
 
 
 @dataclass
+class ProcessesReady(Message):
+    """A new process sample (every few seconds, after the pool sample it was paired with)."""
+
+    verdict: Verdict | None
+    processes: TrackedSample | None
+
+
+@dataclass
 class SampleFailed(Message):
     """The source raised: shown in the header; the UI stays up and sampling retries next tick."""
 

@@ -8,11 +8,12 @@ A replay (pooltop.record.replay: a source with seek/step/generation) is driven f
 cursor moves under the source lock, and when its `generation` changes (a jump) the Tracker starts
 over, so no delta is ever computed across a jump.
 
-Live, an optional process source (pooltop.processes.ProcessSource) is sampled here too, every
-`process_every_s` of the system source's clock, and each (system, processes) pair feeds a
-VerdictWindow: the header's one-line verdict; the same snapshots go through a second Tracker for
-the processes view (`P`). A failing process sample costs only the verdict
-(None until the next good one), never the pool sample.
+Live, an optional process source (pooltop.processes.ProcessSource) is sampled here too (judge(),
+after the pool sample is handed over), every `process_every_s` of the system source's clock (six
+times less often while the verdict says nothing grows and no pool counter is suspect), and
+each (system, processes) pair feeds a VerdictWindow: the header's one-line verdict; the same
+snapshots go through a second Tracker for the processes view (`P`). A failing process sample
+costs only the verdict (None until the next good one), never the pool sample.
 """
 
 from __future__ import annotations
@@ -22,13 +23,19 @@ import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
+import numpy as np
+
 from pooltop.model import Pool, Snapshot
 from pooltop.native import BigPoolAllocation, Source
-from pooltop.tracking import TrackedSample, Tracker
-from pooltop.verdict import Verdict, VerdictWindow
+from pooltop.tracking import LeakLevel, TrackedSample, Tracker
+from pooltop.verdict import Verdict, VerdictKind, VerdictWindow
 
 #: how often (seconds of the system source's clock) processes are sampled for the verdict
 PROCESS_EVERY_S = 5.0
+#: ... and how many times less often while the verdict says nothing grows and no counter is
+#: suspect: reading every process costs far more than the pools (~0.15 ms a process here), and a
+#: leak hunter left running on a quiet server should not be what loads it
+PROCESS_QUIET_FACTOR = 6
 #: how many (system, processes) pairs the verdict looks at
 VERDICT_WINDOW = 30
 
@@ -70,16 +77,19 @@ class Sampler:
         processes: Source | None = None,
         process_every_s: float = PROCESS_EVERY_S,
         verdict_window: VerdictWindow | None = None,
+        quiet_factor: float = PROCESS_QUIET_FACTOR,
     ) -> None:
         self.source = source
         self.replay = as_replay(source)
         # No process data in a recording: no verdict while replaying.
         self.processes = processes if self.replay is None else None
         self.process_every_s = process_every_s
+        self.quiet_factor = quiet_factor
+        self._pool_suspect = False  # the last pool sample had a suspect or leaking counter
         self._verdicts = verdict_window or VerdictWindow(VERDICT_WINDOW)
         self._process_at_ns: int | None = None  # system clock of the last process sample
         self.verdict: Verdict | None = None  # the latest; None without processes or after a failure
-        self.process_elapsed_s = 0.0  # time the last take() spent on processes (not the pool source)
+        self._last_system: Snapshot | None = None  # the live snapshot judge() pairs processes with
         self._process_tracker = Tracker()
         self.process_sample: TrackedSample | None = None  # the latest tracked process snapshot
         self._tracker = tracker or Tracker()
@@ -97,11 +107,10 @@ class Sampler:
         sample); without it, the sample under the cursor is shown (after a cursor key). None: the
         replay is at its end or paused, nothing new to show.
         """
-        self.process_elapsed_s = 0.0
         with self._source_lock:
             if self.replay is None:
                 snapshot = self.source.sample()
-                self._judge(snapshot)
+                self._last_system = snapshot
             else:
                 replay = self.replay
                 if advance and self._shown_at is not None:
@@ -127,17 +136,32 @@ class Sampler:
                 self._reset_requested.clear()
                 # The sample on screen when the user asked becomes the baseline.
                 self._tracker.reset_baseline()
-            return self._tracker.update(snapshot)
+            tracked = self._tracker.update(snapshot)
+        if self.processes is not None:
+            self._pool_suspect = bool(np.any(tracked.leak.levels >= LeakLevel.SUSPECT))
+        return tracked
 
-    def _judge(self, system: Snapshot) -> None:
-        """Sample processes when due and push the pair into the verdict window (worker thread)."""
-        if self.processes is None:
-            return
+    @property
+    def quiet(self) -> bool:
+        """The verdict says nothing grows: processes are sampled `quiet_factor` times less often
+        until it (or a suspect pool counter) says otherwise."""
+        return self.verdict is not None and self.verdict.kind is VerdictKind.NOTHING
+
+    def judge(self) -> bool:
+        """Sample processes when due and push the pair (the last system snapshot, processes) into
+        the verdict window. Called from the sampling thread after the pool sample is on its way to
+        the screen (a process sample can take a few hundred milliseconds: the first frame must not
+        wait for it). True when `verdict` and `process_sample` are new."""
+        system = self._last_system
+        if self.processes is None or system is None:
+            return False
         now = system.monotonic_ns
-        due = self._process_at_ns is None or now - self._process_at_ns >= self.process_every_s * 1e9
+        every = self.process_every_s
+        if self.quiet and not self._pool_suspect:
+            every *= self.quiet_factor
+        due = self._process_at_ns is None or now - self._process_at_ns >= every * 1e9
         if not due:
-            return
-        started = time.monotonic()
+            return False
         try:
             processes = self.processes.sample()
             self.verdict = self._verdicts.push(system, processes)
@@ -147,7 +171,7 @@ class Sampler:
             self.verdict = None
         finally:
             self._process_at_ns = now
-            self.process_elapsed_s = time.monotonic() - started
+        return True
 
     def move(self, step: int | None = None, to: int | None = None) -> None:
         """Move the replay cursor by `step` samples or to index `to` (negative: from the end)."""
@@ -252,6 +276,10 @@ class SamplingThread:
 
     def start(self) -> None:
         self._thread.start()
+
+    @property
+    def started(self) -> bool:
+        return self._thread.ident is not None
 
     def stop(self) -> None:
         with self._cv:

@@ -258,32 +258,40 @@ class LinuxSource(Source):
         self._hostname = hostname
         self._aliases: dict[str, tuple[str, ...]] = {}
         self._aliases_at: int | None = None
+        # Host name, kernel release and build, read again every alias_refresh_s (a live view asks
+        # every refresh; only the uptime moves)
+        self._host_facts: tuple[str, str, str, str | None] | None = None
+        self._host_facts_at: int | None = None
 
     def _proc(self, name: str) -> str:
         return os.path.join(self.proc_root, name)
 
     def host(self) -> HostInfo:
         """Host facts from proc_root (so a copied tree describes its own machine, not this one)."""
-        live = os.path.realpath(self.proc_root) == "/proc"
-        uts = os.uname() if live else None
-
-        def kernel_fact(name: str, fallback: str) -> str:
-            try:
-                return _read_text(self._proc(f"sys/kernel/{name}")).strip() or fallback
-            except OSError:
-                return fallback
-
         uptime: float | None = None
         with contextlib.suppress(OSError, ValueError, IndexError):
             uptime = float(_read_text(self._proc("uptime")).split()[0])
-        return HostInfo(
-            name=self._hostname() if live else kernel_fact("hostname", "unknown"),
-            os="Linux",
-            os_version=kernel_fact("osrelease", uts.release if uts else "unknown"),
-            arch=uts.machine if uts else kernel_fact("arch", "unknown"),
-            uptime_s=uptime,
-            build=kernel_fact("version", uts.version if uts else "") or None,
-        )
+        now = self._monotonic_ns()
+        facts, facts_at = self._host_facts, self._host_facts_at
+        if facts is None or facts_at is None or now - facts_at >= self._alias_refresh_ns:
+            live = os.path.realpath(self.proc_root) == "/proc"
+            uts = os.uname() if live else None
+
+            def kernel_fact(name: str, fallback: str) -> str:
+                try:
+                    return _read_text(self._proc(f"sys/kernel/{name}")).strip() or fallback
+                except OSError:
+                    return fallback
+
+            facts = (
+                self._hostname() if live else kernel_fact("hostname", "unknown"),
+                kernel_fact("osrelease", uts.release if uts else "unknown"),
+                uts.machine if uts else kernel_fact("arch", "unknown"),
+                kernel_fact("version", uts.version if uts else "") or None,
+            )
+            self._host_facts, self._host_facts_at = facts, now
+        name, release, arch, build = facts
+        return HostInfo(name=name, os="Linux", os_version=release, arch=arch, uptime_s=uptime, build=build)
 
     def read_slabinfo(self) -> bytes:
         path = self._proc("slabinfo")
