@@ -428,7 +428,9 @@ class PooltopApp(App[None]):
         self._filter_before = self.model.settings.filter
         box.value = self.model.settings.filter
         box.add_class("-open")
-        box.focus()
+        # Focus now, not after the keys already queued (Widget.focus() waits its turn): "/kmalloc"
+        # typed in one burst must all land in the box, not sort and toggle the table.
+        box.screen.set_focus(box)
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -446,7 +448,7 @@ class PooltopApp(App[None]):
         if not keep:
             self.model.set_filter(self._filter_before)
             self._view_changed()
-        self.table.focus()
+        self.table.screen.set_focus(self.table)  # at once, as when opening
 
     def action_toggle_processes(self) -> None:
         if self.sampler.processes is None:
@@ -553,6 +555,8 @@ class PooltopApp(App[None]):
     # --- the replay's time cursor -------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "filter" and (self.focused is self.filter_input or self.screen is not self.table.screen):
+            return False  # "/" is a character in the filter box, the help screen and the palette
         if action in REPLAY_ACTIONS:
             if self.replay is None:
                 return False  # hidden from the footer; Home/End fall through to the table

@@ -28,7 +28,8 @@ class KeySpec:
     display: str | None = None  # how to write the key for people ("Enter", "/")
     short: str | None = None  # the footer's word for it (the footer has room for a word or two)
     replay: bool = False  # only when replaying a recording (`pooltop view`): hidden and inactive live
-    priority: bool = False  # before the focused widget's own keys (Home/End move the time cursor)
+    priority: bool = False  # before the focused widget's own keys (Home/End move the time cursor;
+    # the app's check_action lets such a key through where it means something else)
 
     @property
     def label(self) -> str:
@@ -76,8 +77,10 @@ KEYS: tuple[KeySpec, ...] = (
             display="("),
     KeySpec(("r",), "reverse_sort", "Reverse the sort order", "Sort"),
     # What is shown.
+    # Priority: the app opens the box before it hands on the keys that follow, so "/kmalloc" typed
+    # or pasted in one burst lands in the box instead of sorting the table (m, a, l, c ...).
     KeySpec(("slash",), "filter", "Filter (wildcards * ?; tag, owner, description)", "View", footer=True,
-            display="/", short="Filter"),
+            display="/", short="Filter", priority=True),
     KeySpec(("p",), "cycle_pools", "Pools: nonpaged / paged / both", "View"),
     KeySpec(("s",), "toggle_session", "Session pool only (Windows)", "View"),
     KeySpec(("P",), "toggle_processes", "Processes / kernel pools in the table", "View"),

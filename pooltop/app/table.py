@@ -329,7 +329,7 @@ class PoolTable(ScrollView, can_focus=True):
             self.refresh()
             return
         fresh = self._fresh
-        region_width = self.size.width
+        region_width = width  # not the scrollbar's column: the compositor would re-render the scrollbar too
         changed = []
         for y in range(height):
             strip = fresh[y][2]

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from textual import events
 from textual.command import CommandPalette
 from textual.widgets import Input
 from tui_fakes import MARKUP_TAG, ODD_TAG, ScriptedSource
@@ -171,6 +172,34 @@ async def test_filter_keys_do_not_trigger_commands(windows_app: PooltopApp) -> N
         assert windows_app.is_running
         assert windows_app.model.settings.sort == "bytes"
         assert windows_app.query_one("#filter", Input).value == "qtb"
+
+
+async def test_a_filter_typed_in_one_burst_lands_in_the_box(windows_app: PooltopApp) -> None:
+    # All keys queued at once (a fast typist, a paste through the terminal): the ones after "/"
+    # were routed to the table before the box opened; none may sort or toggle it.
+    async with windows_app.run_test(size=(120, 30)) as pilot:
+        await advance(pilot, 2)
+        settings = windows_app.model.settings
+        before = (settings.sort, settings.since_baseline, settings.highlight, settings.show_totals)
+        for key in ("slash", *"mace", "enter"):
+            windows_app.post_message(events.Key(key, None if key in ("slash", "enter") else key))
+        await settle(pilot)
+        assert windows_app.filter_input.value == "mace"
+        assert settings.filter == "mace" and not windows_app.filter_input.has_class("-open")
+        assert (settings.sort, settings.since_baseline, settings.highlight, settings.show_totals) == before
+        assert windows_app.focused is windows_app.table
+
+
+async def test_slash_is_a_character_in_the_filter_box_and_on_other_screens(windows_app: PooltopApp) -> None:
+    async with windows_app.run_test(size=(120, 30)) as pilot:
+        await advance(pilot, 1)
+        await pilot.press("h")
+        assert isinstance(windows_app.screen, HelpScreen)
+        await pilot.press("slash")
+        assert not windows_app.filter_input.has_class("-open")  # the help screen stays in charge
+        await pilot.press("escape")
+        await pilot.press("slash", "a", "slash", "b")
+        assert windows_app.filter_input.value == "a/b"
 
 
 async def test_space_pauses_sampling() -> None:

@@ -128,10 +128,12 @@ def test_live_pooltop_in_tmux(tmux: Tmux) -> None:
     tmux.send("b")
     screen = tmux.wait_for(lambda s: "Sort Bytes▼" in s)
 
-    tmux.send("/")
-    tmux.send("kmalloc", literal=True)
+    # Typed in one burst, as a fast typist or a paste sends it: every key after "/" must land in
+    # the filter box, none may reach the table's own keys (m, a, l, c would sort and toggle).
+    tmux.send("/kmalloc", literal=True)
     tmux.send("Enter")
     screen = tmux.wait_for(lambda s: "Filter kmalloc" in s)
+    assert "Sort Bytes▼" in screen and "Δ per refresh" in screen and "highlight off" not in screen
     if readable:
         # Fewer rows than before, and kmalloc caches among them (the filter also matches owner
         # descriptions, so other caches may remain).
