@@ -69,6 +69,19 @@ class StripFinisher:
             self._box = (plain_box(widget), widget.background_colors[1])
         return self._box
 
+    def apply(self, strip: Strip, filters: Sequence[LineFilter], background: Color) -> Strip:
+        """`strip` through the line filters (not remembered: for callers that keep the result)."""
+        context = (*filters, background)
+        if context != self._truecolor_context:
+            self._truecolor, self._truecolor_context = {}, context
+        for line_filter in filters:
+            if isinstance(line_filter, ANSIToTruecolor) and truecolor_already(
+                strip, line_filter, background, self._truecolor
+            ):
+                continue
+            strip = strip.apply_filter(line_filter, background)
+        return strip
+
     def finish(
         self, strips: Sequence[Strip], filters: Sequence[LineFilter], background: Color
     ) -> list[Strip]:

@@ -322,6 +322,8 @@ class SamplingThread:
                     cv.wait(None if due is None else due - now)
             try:
                 self._run(advance)
+            except Exception:  # _run reports its own failures; the loop must outlive any bug in it
+                pass
             finally:
                 with cv:
                     clock.finish(time.monotonic())

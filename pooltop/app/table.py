@@ -270,12 +270,14 @@ class PoolTable(ScrollView, can_focus=True):
         self._tags_seen: tuple[str, ...] | None = None
         self._rich_styles: dict[str, Style] = {}
         self._combos: dict[tuple[LeakLevel, bool, str | None], Style] = {}
-        # What each screen line shows, as (scroll top, width, strip): a new sample repaints only
-        # the lines whose strip changed (Textual's compositing and the terminal output cost far
-        # more per line than building a strip). _fresh holds strips built for that comparison,
-        # for render_line to hand over.
-        self._painted: dict[int, tuple[int, int, Strip]] = {}
-        self._fresh: dict[int, tuple[int, int, Strip]] = {}
+        # What each screen line shows now, for the view (scroll top, width, height) in _shown_key:
+        # the strips (_shown) and the same after the app's line filters (_final, what the
+        # compositor gets). A new sample compares line by line and repaints only the lines whose
+        # strip changed (Textual's compositing and the terminal output cost far more per line
+        # than building a strip); a frame hands over the list as it is.
+        self._shown_key: tuple[int, int, int] | None = None
+        self._shown: list[Strip] = []
+        self._final: list[Strip] = []
         # Row strips by everything they show (see _row_inputs), for the current _strip_context:
         # a row whose inputs did not change is not rebuilt, and is the same Strip object.
         self._strips: dict[tuple[object, ...], Strip] = {}
@@ -308,41 +310,43 @@ class PoolTable(ScrollView, can_focus=True):
         if self.selected_key != old_key:
             self.post_message(self.CursorMoved(self.selected_key))
 
+    def _view(self) -> tuple[int, int, int]:
+        region = self.scrollable_content_region
+        return int(self.scroll_y), region.width, region.height
+
     def _refresh_changed_lines(self) -> None:
         """Repaint the lines that now read differently (all of them if the view moved)."""
-        self._fresh.clear()
-        width = self.scrollable_content_region.width
-        height = self.scrollable_content_region.height
-        top = int(self.scroll_y)
-        painted = self._painted
-        if not self.is_mounted or len(painted) < height or any(
-            painted[y][0] != top or painted[y][1] != width for y in range(height) if y in painted
-        ):
+        view = self._view()
+        if not self.is_mounted or view != self._shown_key:
+            self._shown_key = None
             self.refresh()
             return
+        top, width, height = view
         try:
-            self._fill_fresh(top, width, height)
+            lines = self._screen_lines(top, width, height)
         except KeyError:
             # The component classes' styles are not resolved (a sample landing while the widget
             # mounts or unmounts, seen in CI): repaint everything once they are.
-            self._fresh.clear()
+            self._shown_key = None
             self.refresh()
             return
-        fresh = self._fresh
-        region_width = width  # not the scrollbar's column: the compositor would re-render the scrollbar too
+        shown, final = self._shown, self._final
+        background = self._finisher.box(self)[1]
+        filters = self.app.get_line_filters()
         changed = []
-        for y in range(height):
-            strip = fresh[y][2]
-            old = painted[y][2]
+        for y, strip in enumerate(lines):
+            old = shown[y]
             if old is not strip and old != strip:
-                changed.append(Region(0, y, region_width, 1))
+                shown[y] = strip
+                final[y] = self._finisher.apply(strip, filters, background)
+                # Not the scrollbar's column: the compositor would render the scrollbar too.
+                changed.append(Region(0, y, width, 1))
         if changed:
             self.refresh(*changed)  # one call: each has a fixed cost in Textual
 
-    def _fill_fresh(self, top: int, width: int, height: int) -> None:
-        """Build (or take from the cache) the strips of screen lines 0..height-1 into _fresh."""
-        fresh = self._fresh
-        fresh[0] = (top, width, self._header_strip(width))
+    def _screen_lines(self, top: int, width: int, height: int) -> list[Strip]:
+        """The strips of screen lines 0..height-1 (rows from the row cache where unchanged)."""
+        lines = [self._header_strip(width)]
         n = len(self.model)
         first, last = top, min(top + height - 1, n)
         if last > first:
@@ -351,17 +355,30 @@ class PoolTable(ScrollView, can_focus=True):
             old = self._strips if context == self._strip_context else {}
             self._strip_context = context
             new: dict[tuple[object, ...], Strip] = {}
-            for i, key in enumerate(self._row_inputs(first, last)):
+            for key in self._row_inputs(first, last):
                 strip = new.get(key)
                 if strip is None:
                     strip = old.get(key)
                 if strip is None:
                     strip = self._build_row(key, width)
                 new[key] = strip
-                fresh[i + 1] = (top, width, strip)
+                lines.append(strip)
             self._strips = new  # only what is on screen now: bounded, and enough for a live view
-        for y in range(max(last - top + 1, 1), height):
-            fresh[y] = (top, width, self._line(y, top, width))
+        for y in range(len(lines), height):
+            lines.append(self._line(y, top, width))
+        return lines[:height]
+
+    def _current_lines(self) -> list[Strip]:
+        """_shown for the view as it is now (rebuilt when the view moved or was reset)."""
+        view = self._view()
+        if view != self._shown_key:
+            top, width, height = view
+            self._shown = self._screen_lines(top, width, height)
+            background = self._finisher.box(self)[1]
+            filters = self.app.get_line_filters()
+            self._final = [self._finisher.apply(strip, filters, background) for strip in self._shown]
+            self._shown_key = view
+        return self._shown
 
     def _row_inputs(self, first: int, last: int) -> list[tuple[object, ...]]:
         """For positions first..last-1: everything a row's strip shows, one tuple per row, laid out
@@ -417,7 +434,7 @@ class PoolTable(ScrollView, can_focus=True):
 
     def on_resize(self, event: events.Resize) -> None:
         self._layout_key = None
-        self._fresh.clear()
+        self._shown_key = None
         self._relayout()
         self.virtual_size = Size(self.scrollable_content_region.width, len(self.model) + 1)
         self.refresh()
@@ -426,8 +443,7 @@ class PoolTable(ScrollView, can_focus=True):
         super().notify_style_update()
         self._rich_styles.clear()
         self._combos.clear()
-        self._fresh.clear()
-        self._painted.clear()
+        self._shown_key = None
         self._strips.clear()
         self._strip_context = None
         self._finisher.clear()
@@ -519,44 +535,29 @@ class PoolTable(ScrollView, can_focus=True):
         return style
 
     def render_lines(self, crop: Region) -> list[Strip]:
-        """The screen lines in `crop`, straight from render_line.
+        """The screen lines in `crop`, as kept in _final.
 
         Textual's styles cache would re-style every repainted line (new strips, its own cache
-        per line) to apply box styles this widget does not use; the compositor asks for the
-        whole widget whenever any line of the screen changes. Each strip here is already styled
-        and exactly as wide as the content area (so the compositor need not cut off the
-        scrollbar's column); the app's line filters are applied once per strip object (Strip
-        caches them), so a row that did not change costs nothing.
+        per line) to apply box styles this widget does not use, and the compositor asks for the
+        whole widget whenever any line of the screen changes. Each strip here is already styled,
+        filtered and exactly as wide as the content area (so the compositor need not cut off
+        the scrollbar's column): a frame costs a list slice.
         """
-        plain, background = self._finisher.box(self)
+        plain, _ = self._finisher.box(self)
         if not plain:
             return super().render_lines(crop)
-        region = self.scrollable_content_region
-        width, height, top = region.width, region.height, int(self.scroll_y)
-        strips = self._finisher.finish([self._render_line(y, top, width, height) for y in crop.line_range],
-                                       self.app.get_line_filters(), background)
+        self._current_lines()
+        final = self._final
+        width = self.scrollable_content_region.width
+        strips = [final[y] if y < len(final) else Strip.blank(width) for y in crop.line_range]
         x1, x2 = crop.column_span
         if x1 > 0 or x2 < width:
             strips = [strip.crop(x1, x2) for strip in strips]
         return strips
 
     def render_line(self, y: int) -> Strip:
-        region = self.scrollable_content_region
-        return self._render_line(y, int(self.scroll_y), region.width, region.height)
-
-    def _render_line(self, y: int, top: int, width: int, height: int) -> Strip:
-        fresh = self._fresh.pop(y, None)
-        if fresh is None or fresh[0] != top or fresh[1] != width:
-            # A full repaint: build the whole screen's strips at once (from the row cache).
-            self._fresh.clear()
-            self._fill_fresh(top, width, height)
-            fresh = self._fresh.pop(y, None)
-        if fresh is not None and fresh[0] == top and fresh[1] == width:
-            strip = fresh[2]
-        else:
-            strip = self._line(y, top, width)
-        self._painted[y] = (top, width, strip)
-        return strip
+        lines = self._current_lines()
+        return lines[y] if 0 <= y < len(lines) else Strip.blank(self.scrollable_content_region.width)
 
     def _line(self, y: int, top: int, width: int) -> Strip:
         base = self._style("base")
