@@ -457,7 +457,12 @@ class _LeakWindow:
         window = np.asarray(self.values.values, dtype=np.float64)
         rows = len(self.values)
         samples = np.minimum(self.age, rows)
-        first = window[rows - samples, np.arange(n)] if n else np.zeros(0)
+        # Most rows were present for the whole window: their first sample is the window's first
+        # row; only the younger ones need a gather.
+        first = window[0].copy() if rows else np.zeros(n)
+        young = np.flatnonzero(samples < rows)
+        if len(young):
+            first[young] = window[rows - samples[young], young]
         return classify(self.values.times, window, samples, self.ups.copy(), self.downs.copy(), first, cur,
                         thresholds)
 
