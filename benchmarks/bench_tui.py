@@ -104,22 +104,23 @@ class ReplaySource(Source):
                                    taken_at=START + dt.timedelta(seconds=self.i))
 
 
-def child(rows: int, interval: float, count_path: str) -> None:
-    """The benchmarked process: the real app, real terminal driver, on a pseudo-terminal."""
-    create_app(ReplaySource(rows, count_path), interval=interval, owners=lambda tag, pool: ()).run()
+def child(rows: int, interval: float, count_path: str, distinct: int = 30) -> None:
+    """The benchmarked process: the real app, real terminal driver, on a pseudo-terminal.
+    `distinct` 1: every sample shows the same counters (nothing changes, only the clock)."""
+    create_app(ReplaySource(rows, count_path, distinct), interval=interval, owners=lambda tag, pool: ()).run()
 
 
 class Child:
     """`bench_tui.py --child` in a pseudo-terminal; its output is read and thrown away."""
 
-    def __init__(self, rows: int, interval: float, tmp: str) -> None:
-        self.count_path = os.path.join(tmp, f"count-{rows}-{interval}")
+    def __init__(self, rows: int, interval: float, tmp: str, distinct: int = 30) -> None:
+        self.count_path = os.path.join(tmp, f"count-{rows}-{interval}-{distinct}")
         master, slave = pty.openpty()
         os.set_blocking(master, False)
         env = dict(os.environ, TERM="xterm-256color")
         env.pop("NO_COLOR", None)
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--child", str(rows), str(interval), self.count_path],
+            [sys.executable, __file__, "--child", str(rows), str(interval), self.count_path, str(distinct)],
             stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True,
         )
         os.close(slave)
@@ -277,9 +278,9 @@ def summary(times: list[float]) -> str:
     return f"median {statistics.median(times):6.1f} ms  p90 {p90:6.1f} ms  (n={len(times)})"
 
 
-def idle_cpu(rows: int, tmp: str, seconds: float) -> tuple[float, float]:
+def idle_cpu(rows: int, tmp: str, seconds: float, distinct: int = 30) -> tuple[float, float]:
     """CPU % of the whole app refreshing every second, then paused (space)."""
-    c = Child(rows, 1.0, tmp)
+    c = Child(rows, 1.0, tmp, distinct)
     try:
         c.drain(3.0)
         cpu0, w0 = c.cpu(), time.monotonic()
@@ -394,11 +395,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer refreshes (for a smoke run)")
     parser.add_argument("--refreshes", type=int, default=10_000, help="refreshes for the RSS figure")
     parser.add_argument("--no-datatable", action="store_true", help="skip the DataTable baseline")
-    parser.add_argument("--child", nargs=3, metavar=("ROWS", "INTERVAL", "COUNT_FILE"),
+    parser.add_argument("--child", nargs=4, metavar=("ROWS", "INTERVAL", "COUNT_FILE", "DISTINCT"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(int(args.child[0]), float(args.child[1]), args.child[2])
+        child(int(args.child[0]), float(args.child[1]), args.child[2], int(args.child[3]))
         return
     quick = args.quick
     refreshes = 1_000 if quick else args.refreshes
@@ -419,10 +420,14 @@ def main() -> None:
               f"    pooltop   {summary(ours)}\n    DataTable {summary(dt_times)}  "
               f"(x{statistics.median(dt_times) / statistics.median(ours):.0f})")
 
-    running, paused = idle_cpu(5_000, tmp, 10.0 if quick else 30.0)
-    real = real_idle(10.0 if quick else 30.0)
-    print(f"idle CPU at the default 1 s: synthetic 5,000 rows {running:.2f} % refreshing, {paused:.2f} % "
-          f"paused; real pooltop on this machine ({_slab_caches()} slab caches) {real:.2f} %")
+    seconds = 10.0 if quick else 30.0
+    running, paused = idle_cpu(5_000, tmp, seconds)
+    quiet, _ = idle_cpu(5_000, tmp, seconds, distinct=1)
+    real = real_idle(seconds)
+    print(f"CPU at the default 1 s interval, 5,000 rows: {paused:.2f} % paused, {quiet:.2f} % when nothing "
+          f"changes, {running:.2f} % with 5 % of the rows and 20 leaks changing every second;\n"
+          f"  the real pooltop on this machine ({_slab_caches()} slab caches, the verdict's process "
+          f"sampling): {real:.2f} %")
 
     frames = first_frames()
     print("time to first frame (python -m pooltop, this machine's slab caches, 3 starts): "
