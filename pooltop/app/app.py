@@ -1,8 +1,8 @@
 """The live view: poolmon's table and keys, PoolMonX's fading highlights, leak levels per row.
 
-Sampling runs in a worker thread, one sample at a time, re-armed when the previous one ends
-(dolphie's pattern): a slow source never freezes input and samples never overlap. The worker hands
-immutable TrackedSample objects to the UI in messages; the Tracker lives on the sampling side
+Sampling runs in one thread of its own (sampler.SamplingThread), one sample at a time, an interval
+after the previous one started: a slow source never freezes input and samples never overlap. It
+hands immutable TrackedSample objects to the UI in messages; the Tracker lives on the sampling side
 (sampler.Sampler).
 """
 

@@ -1,8 +1,10 @@
 """The pool table: a Line-API widget that formats only the rows on screen.
 
 Textual's DataTable re-renders every cell of every row it holds on each update (~77 ms per 1 Hz
-tick at 5,000 rows here); this widget keeps no per-row objects at all: render_line() reads the
-numpy columns of the current sample for the one row it is asked for.
+tick at 5,000 rows here); this widget keeps no per-row objects at all. Each sample it reads the
+numpy columns of the rows on screen (the model sorts only those), rebuilds the strips of rows whose
+inputs changed (a cache keyed by everything a row shows), and repaints only the screen lines that
+now read differently; a frame hands Textual the kept lines (render_lines) as they are.
 
 Colours come from the component classes below (set in pooltop.tcss); tags and owner text are
 plain Segments, never markup, so a tag like "[b]" shows as typed.
