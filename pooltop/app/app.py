@@ -179,8 +179,7 @@ class PooltopApp(App[None]):
             return
         elapsed = time.monotonic() - started
         self._may_post.wait()
-        self.post_message(SampleReady(sample, elapsed, self.sampler.shown_position, self.sampler.verdict,
-                                      self.sampler.process_sample))
+        self.post_message(SampleReady(sample, elapsed, self.sampler.shown_position))
         if self.sampler.judge():
             self.post_message(ProcessesReady(self.sampler.verdict, self.sampler.process_sample))
 
@@ -204,9 +203,6 @@ class PooltopApp(App[None]):
         self.slow_sample_s = message.elapsed_s if message.elapsed_s > SLOW_SAMPLE_SHARE * self.interval \
             else None
         self.pool_model.apply(sample)
-        self.verdict = message.verdict
-        if message.processes is not None and message.processes is not self.process_model.sample:
-            self.process_model.apply(message.processes)
         self.replay_position = message.position
         self.samples_applied += 1
         self.table.data_changed()

@@ -174,6 +174,8 @@ class PoolHeader(Widget):
         self._strips: dict[int, tuple[object, Line, Strip]] = {}
         self._styles: dict[str, Style] = {}
         self._finisher = StripFinisher()
+        # Each screen line's filtered strip, with the strip and filters it came from.
+        self._finals: dict[int, tuple[Strip, tuple[object, ...], Strip]] = {}
 
     def show(self, info: HeaderInfo) -> None:
         lines = self._line_count(info)
@@ -197,14 +199,21 @@ class PoolHeader(Widget):
         self._strips.clear()
         self._styles.clear()
         self._finisher.clear()
+        self._finals.clear()
 
     def render_lines(self, crop: Region) -> list[Strip]:
         """Straight from render_line (see pooltop.app.lines): the clock line changes every sample."""
         plain, background = self._finisher.box(self)
         if self.info is None or self._shown is None or not plain:
             return super().render_lines(crop)
-        strips = self._finisher.finish([self.render_line(y) for y in crop.line_range],
-                                       self.app.get_line_filters(), background)
+        filters = tuple(self.app.get_line_filters())
+        strips = []
+        for y in crop.line_range:
+            strip = self.render_line(y)
+            done = self._finals.get(y)
+            if done is None or done[0] is not strip or done[1] != filters:
+                done = self._finals[y] = (strip, filters, self._finisher.apply(strip, filters, background))
+            strips.append(done[2])
         x1, x2 = crop.column_span
         if x1 > 0 or x2 < self.size.width:
             strips = [strip.crop(x1, x2) for strip in strips]

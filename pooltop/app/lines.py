@@ -4,9 +4,9 @@ Textual's Widget.render_lines sends every repainted line through the styles cach
 strips to apply box styles (padding, borders, tint, opacity), then through the app's line filters,
 which copy every segment again; and the compositor asks for a whole widget whenever any line of
 the screen changed. The live view repaints its table and header every sample, so for widgets whose
-render_line strips are already complete (styled, full width) this does the minimum: filters run
-once per strip object (a row that did not change is the same object from the widget's cache),
-and the truecolor filter is skipped where it would change nothing.
+render_line strips are already complete (styled, full width) this does the minimum: the widget
+runs the filters once per new strip and keeps the result while the line stays, and the truecolor
+filter is skipped where it would change nothing.
 """
 
 from __future__ import annotations
@@ -34,13 +34,11 @@ def plain_box(widget: Widget) -> bool:
 
 
 def truecolor_already(strip: Strip, line_filter: ANSIToTruecolor, background: Color,
-                      known: dict[object, bool] | None = None) -> bool:
+                      known: dict[object, bool]) -> bool:
     """Whether `line_filter` would leave every segment of `strip` as it is (no ANSI colour, no dim);
     it would copy them all into a new strip regardless. `known` remembers the answer per style."""
     rich_background = background.rich_color
     convert = line_filter.truecolor_style
-    if known is None:
-        known = {}
     for _, style, _ in strip:
         if style is None:
             continue
@@ -53,11 +51,10 @@ def truecolor_already(strip: Strip, line_filter: ANSIToTruecolor, background: Co
 
 
 class StripFinisher:
-    """The app's line filters applied to a widget's strips, remembered per strip object until the
-    strip leaves the screen."""
+    """The app's line filters applied to a widget's strips (the widget keeps the results for the
+    lines on screen), and what they need from the widget's styles."""
 
     def __init__(self) -> None:
-        self._done: dict[int, tuple[Strip, Strip, tuple[object, ...]]] = {}
         self._box: tuple[bool, Color] | None = None
         self._truecolor: dict[object, bool] = {}  # per style, for the current filters and background
         self._truecolor_context: tuple[object, ...] = ()
@@ -70,7 +67,7 @@ class StripFinisher:
         return self._box
 
     def apply(self, strip: Strip, filters: Sequence[LineFilter], background: Color) -> Strip:
-        """`strip` through the line filters (not remembered: for callers that keep the result)."""
+        """`strip` through the line filters."""
         context = (*filters, background)
         if context != self._truecolor_context:
             self._truecolor, self._truecolor_context = {}, context
@@ -82,35 +79,6 @@ class StripFinisher:
             strip = strip.apply_filter(line_filter, background)
         return strip
 
-    def finish(
-        self, strips: Sequence[Strip], filters: Sequence[LineFilter], background: Color
-    ) -> list[Strip]:
-        context = (*filters, background)
-        if context != self._truecolor_context:
-            self._truecolor, self._truecolor_context = {}, context
-        known = self._truecolor
-        done = self._done
-        kept: dict[int, tuple[Strip, Strip, tuple[object, ...]]] = {}
-        out: list[Strip] = []
-        for strip in strips:
-            hit = done.get(id(strip))
-            if hit is not None and hit[0] is strip and hit[2] == context:
-                final = hit[1]
-            else:
-                final = strip
-                for line_filter in filters:
-                    if isinstance(line_filter, ANSIToTruecolor) and truecolor_already(
-                        final, line_filter, background, known
-                    ):
-                        continue
-                    final = final.apply_filter(line_filter, background)
-            # Holding `strip` keeps its id from being reused while the entry exists.
-            kept[id(strip)] = (strip, final, context)
-            out.append(final)
-        self._done = kept
-        return out
-
     def clear(self) -> None:
-        self._done = {}
         self._box = None
         self._truecolor, self._truecolor_context = {}, ()

@@ -18,8 +18,6 @@ class SampleReady(Message):
     sample: TrackedSample
     elapsed_s: float  # how long the source took, shown when sampling is slow
     position: int = -1  # replaying: the index of this sample in the recording
-    verdict: Verdict | None = None  # driver or application? (None: no process data, or it failed)
-    processes: TrackedSample | None = None  # the latest tracked process snapshot (every ~5 s)
 
     def can_replace(self, message: Message) -> bool:
         # A UI that fell behind shows the newest sample and drops the ones it never drew.
@@ -30,8 +28,8 @@ class SampleReady(Message):
 class ProcessesReady(Message):
     """A new process sample (every few seconds, after the pool sample it was paired with)."""
 
-    verdict: Verdict | None
-    processes: TrackedSample | None
+    verdict: Verdict | None  # driver or application? (None: no process data, or it failed)
+    processes: TrackedSample | None  # the latest tracked process snapshot
 
 
 @dataclass

@@ -333,14 +333,12 @@ class PoolTable(ScrollView, can_focus=True):
             self.refresh()
             return
         shown, final = self._shown, self._final
-        background = self._finisher.box(self)[1]
-        filters = self.app.get_line_filters()
         changed = []
         for y, strip in enumerate(lines):
             old = shown[y]
             if old is not strip and old != strip:
                 shown[y] = strip
-                final[y] = self._finisher.apply(strip, filters, background)
+                final[y] = self._finish(strip)
                 # Not the scrollbar's column: the compositor would render the scrollbar too.
                 changed.append(Region(0, y, width, 1))
         if changed:
@@ -352,6 +350,8 @@ class PoolTable(ScrollView, can_focus=True):
         n = len(self.model)
         first, last = top, min(top + height - 1, n)
         if last > first:
+            # Keep twice the screen sorted ahead, so scrolling a page down needs no new sort.
+            self.model.head_size = max(200, last + (last - first) * 2)
             context = (width, self._layout_key, self.model.settings.highlight,
                        self.symbols, self.fade_ns, id(self.model.owners))
             old = self._strips if context == self._strip_context else {}
@@ -367,7 +367,7 @@ class PoolTable(ScrollView, can_focus=True):
                 lines.append(strip)
             self._strips = new  # only what is on screen now: bounded, and enough for a live view
         for y in range(len(lines), height):
-            lines.append(self._line(y, top, width))
+            lines.append(self._line(y, top, width))  # past the last row
         return lines[:height]
 
     def _current_lines(self) -> list[Strip]:
@@ -376,11 +376,13 @@ class PoolTable(ScrollView, can_focus=True):
         if view != self._shown_key:
             top, width, height = view
             self._shown = self._screen_lines(top, width, height)
-            background = self._finisher.box(self)[1]
-            filters = self.app.get_line_filters()
-            self._final = [self._finisher.apply(strip, filters, background) for strip in self._shown]
+            self._final = [self._finish(strip) for strip in self._shown]
             self._shown_key = view
         return self._shown
+
+    def _finish(self, strip: Strip) -> Strip:
+        """A screen line as the compositor gets it: through the app's line filters."""
+        return self._finisher.apply(strip, self.app.get_line_filters(), self._finisher.box(self)[1])
 
     def _row_inputs(self, first: int, last: int) -> list[tuple[object, ...]]:
         """For positions first..last-1: everything a row's strip shows, one tuple per row, laid out
@@ -391,8 +393,6 @@ class PoolTable(ScrollView, can_focus=True):
         counters = sample.counters
         changes = m.changes
         assert changes is not None
-        # Keep twice the screen sorted ahead, so scrolling a page down needs no new sort.
-        m.head_size = max(200, last + (last - first) * 2)
         rows = np.asarray(m.rows_at(first, last), dtype=np.intp)
         row_list = rows.tolist()
         n = len(row_list)
@@ -562,16 +562,12 @@ class PoolTable(ScrollView, can_focus=True):
         return lines[y] if 0 <= y < len(lines) else Strip.blank(self.scrollable_content_region.width)
 
     def _line(self, y: int, top: int, width: int) -> Strip:
+        """A screen line below the last row: the waiting text on an empty table, else blank."""
         base = self._style("base")
-        if y == 0:
-            return self._header_strip(width)
-        position = top + y - 1
-        if position >= len(self.model):
-            if position == 0:
-                text = fit(" " + self.empty_text, width)
-                return Strip([Segment(text, base + self._style("pool-table--empty"))], width)
-            return Strip.blank(width, base)
-        return self._row_strip(position, width)
+        if top + y - 1 == 0:
+            text = fit(" " + self.empty_text, width)
+            return Strip([Segment(text, base + self._style("pool-table--empty"))], width)
+        return Strip.blank(width, base)
 
     def _header_strip(self, width: int) -> Strip:
         settings = self.model.settings

@@ -299,25 +299,24 @@ class TableModel:
         windows = self.sample.snapshot.source.startswith("windows")
         return windows or Pool.SESSION in self.counters.pools_present()
 
-    @property
-    def is_slab(self) -> bool:
-        """Linux: one kind of pool (slab), no paged / nonpaged split."""
+    def _only(self, pool: Pool, source_says: Callable[[str], bool]) -> bool:
+        """Every row is in `pool` (no rows: the source's name says so)."""
         if self.sample is None:
             return False
         counters = self.counters
         if len(counters):
-            return counters.pools_present() == {Pool.SLAB}
-        return self.sample.snapshot.source.startswith("linux")
+            return counters.pools_present() == {pool}
+        return source_says(self.sample.snapshot.source)
+
+    @property
+    def is_slab(self) -> bool:
+        """Linux: one kind of pool (slab), no paged / nonpaged split."""
+        return self._only(Pool.SLAB, lambda source: source.startswith("linux"))
 
     @property
     def is_process(self) -> bool:
         """Process rows (pooltop.processes): Tag is name[pid], Bytes private memory, Diff handles/files."""
-        if self.sample is None:
-            return False
-        counters = self.counters
-        if len(counters):
-            return counters.pools_present() == {Pool.PROCESS}
-        return self.sample.snapshot.source.endswith("-processes")
+        return self._only(Pool.PROCESS, lambda source: source.endswith("-processes"))
 
     def __len__(self) -> int:
         return len(self._rows)
