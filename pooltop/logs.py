@@ -18,7 +18,7 @@ import enum
 import re
 import subprocess
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -223,38 +223,36 @@ def parse_event_xml(text: str) -> EventParse:
         root = ET.fromstring(f"<pooltop-events>{body}</pooltop-events>")
     except ET.ParseError:
         return _parse_blocks(body)
-    events: list[WindowsEvent] = []
-    malformed = 0
-    for el in root.iter():
-        if _local(el.tag) != "Event":
-            continue
-        ev = _event_from_element(el)
-        if ev is None:
-            malformed += 1
-        else:
-            events.append(ev)
-    return EventParse(tuple(events), malformed)
+    return _events_from(el for el in root.iter() if _local(el.tag) == "Event")
 
 
 def _parse_blocks(body: str) -> EventParse:
     """Slow path: parse each <Event>...</Event> block on its own (a truncated or broken one is skipped)."""
+    blocks = _EVENT_BLOCK.findall(body)
+    parsed = _events_from(_element_or_none(block) for block in blocks)
+    # A trailing <Event that never closes (output cut off) is malformed too.
+    opened = len(re.findall(r"<Event[\s>]", body))
+    return EventParse(parsed.events, parsed.malformed + max(opened - len(blocks), 0))
+
+
+def _element_or_none(block: str) -> ET.Element | None:
+    try:
+        return ET.fromstring(block)
+    except ET.ParseError:
+        return None
+
+
+def _events_from(elements: Iterable[ET.Element | None]) -> EventParse:
+    """The events of <Event> elements; one that did not parse (None) or lacks what an event needs
+    counts as malformed."""
     events: list[WindowsEvent] = []
     malformed = 0
-    blocks = _EVENT_BLOCK.findall(body)
-    for block in blocks:
-        try:
-            el = ET.fromstring(block)
-        except ET.ParseError:
-            malformed += 1
-            continue
-        ev = _event_from_element(el)
+    for el in elements:
+        ev = _event_from_element(el) if el is not None else None
         if ev is None:
             malformed += 1
         else:
             events.append(ev)
-    # A trailing <Event that never closes (output cut off) is malformed too.
-    opened = len(re.findall(r"<Event[\s>]", body))
-    malformed += max(opened - len(blocks), 0)
     return EventParse(tuple(events), malformed)
 
 
