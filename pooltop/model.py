@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import math
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -388,6 +389,21 @@ def escape_tag(raw: bytes) -> str:
     if all(0x20 <= b < 0x7F and b != 0x5C for b in raw):
         return raw.decode("ascii")
     return "".join(chr(b) if 0x20 <= b < 0x7F and b != 0x5C else f"\\x{b:02x}" for b in raw)
+
+
+# C0, DEL and C1: a terminal acts on them (ESC, BEL, BS, CR; 0x9B is CSI to some terminals).
+_CONTROL = {i: f"\\x{i:02x}" for i in (*range(0x20), *range(0x7F, 0xA0))}
+# A lone surrogate (from JSON "\\ud800" or a surrogateescape'd name) cannot be encoded as UTF-8 at all.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """Text safe to put on a terminal, in a CSV cell or a Prometheus label: control characters as
+    \\xNN and lone surrogates as \\uNNNN. Tags are escaped already; names, owners and descriptions
+    from the kernel, files and replayed data may not be."""
+    if text.isprintable():
+        return text
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text.translate(_CONTROL))
 
 
 def unescape_tag(text: str) -> bytes:

@@ -12,8 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Sparkline, Static
 
-from pooltop.app.view import printable
-from pooltop.model import Pool, human_bytes
+from pooltop.model import Pool, human_bytes, printable
 from pooltop.native import BigPoolAllocation
 from pooltop.tagdb import OwnerCandidate
 from pooltop.tracking import LeakLevel

@@ -19,8 +19,8 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from pooltop.app.lines import StripFinisher
-from pooltop.app.view import PoolTotal, printable
-from pooltop.model import Pool, Snapshot, Totals, human_bytes
+from pooltop.app.view import PoolTotal
+from pooltop.model import Pool, Snapshot, Totals, human_bytes, printable
 from pooltop.tracking import LeakLevel
 from pooltop.verdict import Verdict, VerdictKind
 

@@ -29,8 +29,8 @@ from textual.strip import Strip
 
 from pooltop.app.keys import bindings
 from pooltop.app.lines import StripFinisher
-from pooltop.app.view import ALLOC_COLUMNS, COLUMN_SORT, SORT_COLUMN, TableModel, printable
-from pooltop.model import COLUMNS, Column, ColumnKind, Pool
+from pooltop.app.view import ALLOC_COLUMNS, COLUMN_SORT, SORT_COLUMN, TableModel
+from pooltop.model import COLUMNS, Column, ColumnKind, Pool, printable
 from pooltop.tracking import LeakLevel
 
 #: the value columns whose changes are highlighted, and the counter each shows

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pooltop.model import CounterSet, Pool
+from pooltop.model import CounterSet, Pool, printable
 from pooltop.query import SORT_KEYS, compile_pattern, sort_rows
 from pooltop.tagdb import OwnerCandidate
 from pooltop.tracking import Deltas, IndexArray, LeakLevel, TrackedSample, align
@@ -46,15 +46,6 @@ CHANGE_OF: dict[str, str] = {"allocs": "dallocs", "frees": "dfrees", "diff": "dd
 #: columns that need cumulative alloc/free counts (absent on Linux)
 ALLOC_COLUMNS = frozenset({"allocs", "d_allocs", "frees", "d_frees"})
 _TEXT_SORTS = frozenset({"tag", "pool", "owner"})
-
-_CONTROL = {i: f"\\x{i:02x}" for i in (*range(0x20), 0x7F)}
-
-
-def printable(text: str) -> str:
-    """Text safe to put on a terminal: control characters as \\xNN (tags are escaped already;
-    owner text from files and replayed data may not be)."""
-    return text.translate(_CONTROL) if not text.isprintable() else text
-
 
 def default_descending(sort: str) -> bool:
     """Numbers largest first, names A-Z."""

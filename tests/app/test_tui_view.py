@@ -7,8 +7,8 @@ from tui_fakes import make_snapshot
 from tui_support import build_app
 
 from pooltop.app.table import fit, format_count, layout_columns
-from pooltop.app.view import OwnerBook, TableModel, filter_pattern, printable
-from pooltop.model import Pool
+from pooltop.app.view import OwnerBook, TableModel, filter_pattern
+from pooltop.model import Pool, printable
 from pooltop.tracking import Tracker
 
 
