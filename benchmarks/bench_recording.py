@@ -20,7 +20,7 @@ import numpy as np
 
 from pooltop.model import CounterSet, HostInfo, Pool, Snapshot, Totals
 from pooltop.record.store import RecordingWriter
-from pooltop.report.analysis import ReportThresholds
+from pooltop.judge import JudgeThresholds
 from pooltop.report.render import build_report, render_text
 
 
@@ -87,7 +87,7 @@ def main() -> None:
         f"(target <= 5 ms)"
     )
     t = time.perf_counter()
-    rep = build_report(path, ReportThresholds())
+    rep = build_report(path, JudgeThresholds())
     text = render_text(rep)
     elapsed = time.perf_counter() - t
     leaks = sum(1 for r in rep.results if r.verdict.label == "leak")

@@ -36,10 +36,11 @@ from pooltop.app.view import (
     ViewSettings,
 )
 from pooltop.errors import PooltopError
+from pooltop.judge import LeakLevel
 from pooltop.model import COLUMN_BY_KEY, Pool, Totals
 from pooltop.native import Source
 from pooltop.tagdb import OwnerCandidate
-from pooltop.tracking import LeakLevel, Tracker
+from pooltop.tracking import Tracker
 from pooltop.verdict import Verdict
 
 OwnerLookup = Callable[[str, Pool], Sequence[OwnerCandidate]]
@@ -317,6 +318,8 @@ class PooltopApp(App[None]):
             growth=float(leak.growth[row]),
             is_new=bool(sample.since_baseline.is_new[row]),
             object_size=int(size[row]) if size is not None else None,
+            reasons=leak.reasons(row),
+            reclaimable=bool(leak.reclaimable[row]),
         )
 
     def _update_detail(self, fetch_big_pool: bool) -> None:

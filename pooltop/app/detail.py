@@ -12,10 +12,10 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Sparkline, Static
 
+from pooltop.judge import LeakLevel
 from pooltop.model import Pool, human_bytes, printable
 from pooltop.native import BigPoolAllocation
 from pooltop.tagdb import OwnerCandidate
-from pooltop.tracking import LeakLevel
 
 BIG_POOL_SHOWN = 8
 
@@ -41,6 +41,8 @@ class RowFacts:
     growth: float
     is_new: bool
     object_size: int | None = None
+    reasons: tuple[str, ...] = ()  # the judge's, for this row's level
+    reclaimable: bool = False  # Linux: the kernel frees this cache under memory pressure
 
 
 @dataclass(frozen=True)
@@ -127,11 +129,15 @@ def _head_text(row: RowFacts, seconds: float) -> Text:
     when = "since baseline" if row.since_baseline else "last refresh"
     out.append(f"\nchange ({when}): bytes {row.change_bytes:+,}  diff {row.change_diff:+,}")
     out.append(f"\nleak: {row.level.label}")
+    if row.reclaimable:
+        out.append("  reclaimable")
     if row.level is not LeakLevel.STABLE or row.ups:
         out.append(
             f" (score {row.score:.2f}; {row.ups} rises, {row.downs} falls in the window; "
             f"growth {human_bytes(row.growth)}; trend {human_bytes(row.slope)}/s)"
         )
+    if row.reasons:
+        out.append("\nwhy: " + "; ".join(printable(r) for r in row.reasons))
     if seconds > 0:
         out.append(f"\nhistory: {seconds:,.0f} s since start")
     return out

@@ -20,8 +20,8 @@ from textual.widget import Widget
 
 from pooltop.app.lines import StripFinisher
 from pooltop.app.view import PoolTotal
+from pooltop.judge import LeakLevel
 from pooltop.model import Pool, Snapshot, Totals, human_bytes, printable
-from pooltop.tracking import LeakLevel
 from pooltop.verdict import Verdict, VerdictKind
 
 

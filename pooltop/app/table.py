@@ -30,8 +30,8 @@ from textual.strip import Strip
 from pooltop.app.keys import bindings
 from pooltop.app.lines import StripFinisher
 from pooltop.app.view import ALLOC_COLUMNS, COLUMN_SORT, SORT_COLUMN, TableModel
+from pooltop.judge import LeakLevel
 from pooltop.model import COLUMNS, Column, ColumnKind, Pool, printable
-from pooltop.tracking import LeakLevel
 
 #: the value columns whose changes are highlighted, and the counter each shows
 _VALUE_COLUMNS = {"allocs": "allocs", "frees": "frees", "diff": "diff", "bytes": "bytes"}
@@ -63,7 +63,7 @@ _IN_TAG, _IN_POOL = 0, 1
 _IN_VALUE = {"allocs": 2, "frees": 4, "diff": 6, "bytes": 8}  # each followed by its change
 _IN_STATE = {"allocs": 10, "frees": 11, "diff": 12, "bytes": 13}  # its highlight state (ChangeMemory)
 _IN_DIFF, _IN_BYTES = _IN_VALUE["diff"], _IN_VALUE["bytes"]
-_IN_LEVEL, _IN_NEW, _IN_CURSOR = 14, 15, 16
+_IN_LEVEL, _IN_NEW, _IN_CURSOR, _IN_RECLAIM = 14, 15, 16, 17
 OWNER_MIN_WIDTH = 12
 OWNER_MAX_WIDTH = 60
 TAG_MAX_WIDTH = 28
@@ -416,6 +416,8 @@ class PoolTable(ScrollView, can_focus=True):
         cols.append(sample.since_baseline.is_new[rows].tolist())
         cursor = self.cursor
         cols.append([first + i == cursor for i in range(n)])
+        reclaimable = sample.leak.reclaimable
+        cols.append(reclaimable[rows].tolist() if len(reclaimable) == len(counters) else [False] * n)
         return list(zip(*cols, strict=True))
 
     def _relayout(self) -> None:
@@ -647,7 +649,8 @@ class PoolTable(ScrollView, can_focus=True):
             elif kind is _Cell.OWNER:
                 text = fit(self.model.owners.text(inputs[_IN_TAG], inputs[_IN_POOL]), w)
             elif kind is _Cell.LEAK:
-                text = fit(_LEVEL_TEXT[level], w)
+                # "~": reclaimable memory (the kernel frees it under pressure): at most watch
+                text = fit(_LEVEL_TEXT[level] + ("~" if inputs[_IN_RECLAIM] else ""), w)
                 if level is not LeakLevel.STABLE:
                     style = combo(level, cursor, "pool-table--level-label")
             elif kind is _Cell.POOL:

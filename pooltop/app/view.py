@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pooltop.judge import LeakLevel
 from pooltop.model import CounterSet, Pool, printable
 from pooltop.query import SORT_KEYS, compile_pattern, sort_rows
 from pooltop.tagdb import OwnerCandidate
-from pooltop.tracking import Deltas, IndexArray, LeakLevel, TrackedSample, align
+from pooltop.tracking import Deltas, IndexArray, TrackedSample, align
 
 OwnerLookup = Callable[[str, Pool], Sequence[OwnerCandidate]]
 

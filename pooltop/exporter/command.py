@@ -72,8 +72,6 @@ class ListenAddress(click.ParamType):  # type: ignore[type-arg]  # generic only 
               help="Export the N largest tags by bytes ...")
 @click.option("--max-watch", type=click.IntRange(min=0), default=100, show_default=True,
               help="... plus at most this many more at leak level watch or above.")
-@click.option("--window", type=click.IntRange(min=2), default=60, show_default=True,
-              help="Leak window, in samples.")
 @click.option("--root", type=click.Path(file_okay=False, exists=True), default=None,
               help="Serve a copied Linux tree (ROOT/proc/slabinfo, ROOT/sys/kernel/slab), not this kernel.")
 @click.option("--tagfile", "tagfiles", multiple=True, type=click.Path(dir_okay=False, exists=True),
@@ -83,7 +81,6 @@ def serve(
     interval: float = 5.0,
     top: int = 100,
     max_watch: int = 100,
-    window: int = 60,
     root: str | None = None,
     tagfiles: Sequence[str] = (),
 ) -> None:
@@ -115,7 +112,7 @@ def serve(
     if not is_loopback(host):
         log_stderr(f"warning: listening on {host}:{port} serves pool tags and driver names to every machine "
                    f"that can reach it, without authentication (the default is {DEFAULT_LISTEN})")
-    options = ExportOptions(interval=interval, top=top, max_watch=max_watch, window=window)
+    options = ExportOptions(interval=interval, top=top, max_watch=max_watch)
 
     def owners(snap: Snapshot) -> OwnerLookup:
         return owner_lookup(snap, tagfiles)

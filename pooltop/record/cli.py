@@ -167,15 +167,14 @@ def report(
     output): one snapshot shows who holds memory now but cannot show a leak; two or more of one
     machine are analysed as a series, in time order.
     """
-    from pooltop.report.analysis import ReportThresholds
+    from pooltop.judge import JudgeThresholds
     from pooltop.report.render import RENDERERS, build_report
 
     _check_no_stdout_html(fmt, output)
-    th = ReportThresholds()
+    th = JudgeThresholds()
     changes = {
         "leak_min_growth_bytes": min_growth,
-        "leak_min_r2": min_fit,
-        "leak_min_monotony": min_up,
+        "leak_monotony": min_up,
     }
     th = dataclasses.replace(th, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
     from pooltop.record.store import is_recording

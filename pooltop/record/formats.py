@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 
 from pooltop import __version__
+from pooltop.judge import Judgements, LeakLevel
 from pooltop.model import SNAPSHOT_SCHEMA, CounterSet, Pool, Snapshot, human_bytes
 from pooltop.tagdb import OwnerCandidate
-from pooltop.tracking import Deltas, IndexArray, LeakLevel, LeakScores
+from pooltop.tracking import Deltas, IndexArray
 
 OwnerLookup = Callable[[str, Pool], Sequence[OwnerCandidate]]
 
@@ -57,7 +58,7 @@ def snapshot_to_json(
     rows: IndexArray | None = None,
     changes: Deltas | None = None,
     owners: OwnerLookup | None = None,
-    leak: LeakScores | None = None,
+    leak: Judgements | None = None,
 ) -> dict[str, Any]:
     """The `pooltop.snapshot/1` object (see README, "Snapshot JSON")."""
     c = snap.counters
@@ -131,7 +132,7 @@ def format_csv(
     rows: IndexArray | None = None,
     changes: Deltas | None = None,
     owners: OwnerLookup | None = None,
-    leak: LeakScores | None = None,
+    leak: Judgements | None = None,
 ) -> str:
     c = snap.counters
     per_alloc = c.per_alloc()
@@ -187,7 +188,7 @@ def format_text(
     rows: IndexArray | None = None,
     changes: Deltas | None = None,
     owners: OwnerLookup | None = None,
-    leak: LeakScores | None = None,
+    leak: Judgements | None = None,
 ) -> str:
     """A poolmon-like table with a header of system totals."""
     c = snap.counters

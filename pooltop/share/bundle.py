@@ -30,6 +30,7 @@ from typing import Any
 
 from pooltop import __version__
 from pooltop.errors import PooltopError
+from pooltop.judge import LeakLevel
 from pooltop.model import Pool, Snapshot, human_bytes
 from pooltop.query import compile_pattern
 from pooltop.record.formats import format_json, format_text
@@ -37,7 +38,6 @@ from pooltop.report.analysis import CounterAnalysis
 from pooltop.report.render import Report, render_html, render_json, render_text
 from pooltop.share.capture import CaptureSet, linux_commands, windows_commands
 from pooltop.tagdb import OwnerCandidate
-from pooltop.tracking import LeakLevel
 
 FACTS_SCHEMA = "pooltop.bundle/1"
 OwnerLookup = Callable[[str, Pool], Sequence[OwnerCandidate]]

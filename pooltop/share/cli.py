@@ -120,7 +120,7 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
     recipient. Without --snapshot, the snapshot is taken now.
     """
     from pooltop.cli import owner_lookup
-    from pooltop.report.analysis import ReportThresholds
+    from pooltop.judge import JudgeThresholds
     from pooltop.report.render import build_report
     from pooltop.share.bundle import BundleInputs, make_bundle
     from pooltop.share.snapshot_io import load_snapshot
@@ -140,7 +140,7 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
     if recording is not None:
         from pooltop.record.store import Recording
 
-        report = build_report(recording, ReportThresholds())
+        report = build_report(recording, JudgeThresholds())
         with Recording(recording) as rec:
             rec_owners = rec.owners()
     inputs = BundleInputs(

@@ -19,7 +19,8 @@ import numpy as np
 
 from pooltop.errors import BadInput, PooltopError
 from pooltop.model import Pool, Snapshot, human_bytes
-from pooltop.report.analysis import CounterAnalysis, ReportThresholds, analyse
+from pooltop.judge import JudgeThresholds, too_few_samples
+from pooltop.report.analysis import CounterAnalysis, analyse
 from pooltop.report.render import REPORT_SCHEMA, Report, render_html, render_json, render_text
 from pooltop.share.snapshot_io import FileKind, detect_kind, read_snapshots
 from pooltop.tagdb import OwnerCandidate
@@ -71,7 +72,7 @@ def _owners(snap: Snapshot, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, 
 
 
 def build_series_report(
-    items: Sequence[tuple[str, Snapshot]], thresholds: ReportThresholds, label: str
+    items: Sequence[tuple[str, Snapshot]], thresholds: JudgeThresholds, label: str
 ) -> Report:
     """Analyse snapshots (oldest first) like the samples of a recording."""
     snaps = [s for _, s in items]
@@ -231,8 +232,8 @@ def render_few(rep: Report, items: Sequence[tuple[str, Snapshot]], fmt: str, top
     span = rep.span_s
     grew = _growth_rows(rep.results, span, top)
     note = (
-        f"{len(items)} snapshots are too few for a verdict (pooltop needs at least "
-        f"{rep.thresholds.min_points} points to tell a leak from noise). Below is what grew between the "
+        f"{len(items)} snapshots: {too_few_samples(rep.thresholds)}, to tell a leak from noise. "
+        "Below is what grew between the "
         "first and the last snapshot, not a judgement: take more snapshots over a longer time, or record."
     )
     if fmt == "json":
@@ -278,7 +279,7 @@ def render_few(rep: Report, items: Sequence[tuple[str, Snapshot]], fmt: str, top
 def report_on_snapshots(
     paths: Sequence[str],
     fmt: str,
-    thresholds: ReportThresholds,
+    thresholds: JudgeThresholds,
     include_stable: bool = False,
     top: int | None = None,
     warn: Callable[[str], None] | None = None,
@@ -294,7 +295,7 @@ def report_on_snapshots(
     if len(items) == 1:
         return render_single(label, items[0][1], fmt, top)
     rep = build_series_report(items, thresholds, label)
-    if len(items) < thresholds.min_points:
+    if len(items) < thresholds.min_samples:
         return render_few(rep, items, fmt, top)
     notes = _notes(items)
     if fmt == "json":
