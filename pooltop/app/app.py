@@ -38,9 +38,9 @@ from pooltop.app.view import (
 from pooltop.errors import PooltopError
 from pooltop.model import COLUMN_BY_KEY, Pool, Totals
 from pooltop.native import Source
+from pooltop.processes.verdict import Verdict
 from pooltop.tagdb import OwnerCandidate
 from pooltop.tracking import LeakLevel, Tracker
-from pooltop.verdict import Verdict
 
 OwnerLookup = Callable[[str, Pool], Sequence[OwnerCandidate]]
 

@@ -14,7 +14,7 @@ from types import FrameType
 
 import click
 
-from pooltop.cli import Duration
+from pooltop.clikit import Duration
 
 DEFAULT_LISTEN = "127.0.0.1:9877"
 

@@ -39,7 +39,7 @@ class Size(click.ParamType):  # type: ignore[type-arg]
 
 
 def _duration_type() -> click.ParamType:  # type: ignore[type-arg]
-    from pooltop.cli import Duration
+    from pooltop.clikit import Duration
 
     return Duration()
 
@@ -190,7 +190,7 @@ def report(
     else:
         rep = build_report(files[0], th, max_points=points)
         text = RENDERERS[fmt](rep, include_stable, top)
-    from pooltop.cli import emit_text
+    from pooltop.clikit import emit_text
 
     emit_text(text, output)
 

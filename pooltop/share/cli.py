@@ -61,7 +61,7 @@ def diff(before: str, after: str | None, fmt: str, sort_key: str, top: int | Non
     rec.db@-1 the last). A lone recording (or multi-table log) compares its first and last.
     Allocation counters are compared mod 2^32 where both sides have 32-bit counters.
     """
-    from pooltop.cli import emit_text
+    from pooltop.clikit import emit_text
     from pooltop.share.diff import RENDERERS, diff_snapshots, select_rows
 
     (la, a), (lb, b) = _pair(before, after)
@@ -85,7 +85,7 @@ def import_command(source: str, fmt: str, output: str | None) -> None:
     FILE@INDEX picks one table of a file that holds several (0 the first, -1 the last; the last
     by default). Lines that are not part of a table are counted and reported on standard error.
     """
-    from pooltop.cli import emit_text
+    from pooltop.clikit import emit_text
     from pooltop.record.formats import FORMATTERS
     from pooltop.share.snapshot_io import load_snapshot
 
