@@ -7,9 +7,9 @@ Kinds of file, told apart by content (never by name):
 | recording | SQLite header | one per sample |
 | pooltop JSON | a JSON object with `schema` "pooltop.snapshot/N" | one |
 | pooltop CSV | header line starting `tag,pool,allocs,frees,diff,bytes` | one |
-| vendor bundle | a zip with snapshot.json (see bundle.py) | one |
-| poolmon log | `poolmon /n` output (poolmon.py) | one per table |
-| !poolused | WinDbg output (poolused.py) | one per table |
+| vendor bundle | a zip with snapshot.json (see share/bundle.py) | one |
+| poolmon log | `poolmon /n` output (importers/poolmon.py) | one per table |
+| !poolused | WinDbg output (importers/poolused.py) | one per table |
 
 A reference names one snapshot: `FILE` (its only, or for a multi-snapshot file its last one) or
 `FILE@INDEX` (0-based; negative counts from the end: `rec.db@0`, `rec.db@-1`). A path that
@@ -34,9 +34,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pooltop.atomic import atomic_write
 from pooltop.errors import BadInput, PooltopError
+from pooltop.importers.poolmon import parse_poolmon_log
+from pooltop.importers.poolused import parse_poolused
+from pooltop.importers.textfile import INT64_MAX, decode_text, file_time
 from pooltop.model import SNAPSHOT_SCHEMA, CounterSet, HostInfo, Pool, Snapshot, Totals
-from pooltop.share._text import INT64_MAX, decode_text, file_time
+from pooltop.snapshots.writers import FORMATTERS
+from pooltop.tracking import TrackedSample
 
 SCHEMA_PREFIX, _, SCHEMA_MAJOR = SNAPSHOT_SCHEMA.partition("/")
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -342,11 +347,7 @@ def read_snapshots(path: str) -> list[Snapshot]:
     if kind is FileKind.SNAPSHOT_CSV:
         return [snapshot_from_csv(text, path, _mtime(path))]
     if kind is FileKind.POOLMON_LOG:
-        from pooltop.share.poolmon import parse_poolmon_log
-
         return parse_poolmon_log(text, _mtime(path), name)
-    from pooltop.share.poolused import parse_poolused
-
     return parse_poolused(text, _mtime(path), name)
 
 
@@ -445,10 +446,6 @@ def export_snapshot(
     earlier one. Written atomically (temporary file in the same folder, then a rename), so a crash
     never leaves half a file, and nothing is written anywhere but that one file.
     """
-    from pooltop.atomic import atomic_write
-    from pooltop.record.formats import FORMATTERS
-    from pooltop.tracking import TrackedSample
-
     folder = directory or os.environ.get(EXPORT_DIR_ENV) or os.getcwd()
     folder = os.path.expanduser(folder)
     chosen = (fmt or os.environ.get(EXPORT_FORMAT_ENV) or "json").strip().lower()
