@@ -16,7 +16,7 @@ from pooltop import __version__
 from pooltop.clikit import Duration, emit_text, sort_order, table_options
 from pooltop.errors import PooltopError
 from pooltop.model import Pool, Snapshot
-from pooltop.record.formats import OwnerLookup
+from pooltop.snapshots.writers import OwnerLookup
 from pooltop.tagdb import OwnerCandidate
 
 SORT_CHOICES = ("tag", "allocs", "frees", "diff", "bytes", "peralloc", "dallocs", "dfrees", "ddiff", "dbytes")
@@ -105,7 +105,7 @@ def snapshot(
     """Print the kernel pool (or slab) counters once, as text, JSON or CSV."""
     from pooltop.native import open_source
     from pooltop.query import SORT_KEYS, select_rows, sort_rows
-    from pooltop.record.formats import FORMATTERS
+    from pooltop.snapshots.writers import FORMATTERS
     from pooltop.tracking import Tracker
 
     # Check the words before sampling: a usage error should not wait out --interval first.

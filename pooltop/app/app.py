@@ -537,7 +537,7 @@ class PooltopApp(App[None]):
         if sample is None:
             self.notify("nothing to export yet", severity="warning", timeout=3)
             return
-        from pooltop.share import export_snapshot
+        from pooltop.snapshots import export_snapshot
 
         book = self.owner_book
         owners = (lambda tag, pool: book.candidates(tag, int(pool))) if book.available else None

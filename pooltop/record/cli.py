@@ -11,7 +11,7 @@ import click
 
 from pooltop.errors import PooltopError
 from pooltop.model import Snapshot
-from pooltop.record.formats import OwnerLookup
+from pooltop.snapshots.writers import OwnerLookup
 from pooltop.tagdb import OwnerCandidate
 
 
@@ -218,7 +218,7 @@ def view(files: Sequence[str], interval: float, speed: int, start: int) -> None:
     from pooltop.model import Pool
     from pooltop.record.replay import ReplaySource, SequenceSource
     from pooltop.record.store import Recording, is_recording
-    from pooltop.share import load_snapshots
+    from pooltop.snapshots import load_snapshots
 
     source: ReplaySource | SequenceSource
     recorded: dict[tuple[str, int], Sequence[OwnerCandidate]] = {}

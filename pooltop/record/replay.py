@@ -160,6 +160,6 @@ def open_replay(path: str) -> Source:
 
     if is_recording(path):
         return ReplaySource(path)
-    from pooltop.share import load_snapshots
+    from pooltop.snapshots import load_snapshots
 
     return SequenceSource(list(load_snapshots(path)))

@@ -23,7 +23,7 @@ def _warn(snap: Snapshot, label: str) -> None:
 
 
 def _pair(first: str, second: str | None) -> tuple[tuple[str, Snapshot], tuple[str, Snapshot]]:
-    from pooltop.share.snapshot_io import SnapshotRef, count_snapshots, load_ref, parse_ref
+    from pooltop.snapshots.readers import SnapshotRef, count_snapshots, load_ref, parse_ref
 
     if second is None:
         ref = parse_ref(first)
@@ -86,8 +86,8 @@ def import_command(source: str, fmt: str, output: str | None) -> None:
     by default). Lines that are not part of a table are counted and reported on standard error.
     """
     from pooltop.clikit import emit_text
-    from pooltop.record.formats import FORMATTERS
-    from pooltop.share.snapshot_io import load_snapshot
+    from pooltop.snapshots.readers import load_snapshot
+    from pooltop.snapshots.writers import FORMATTERS
 
     snap = load_snapshot(source)
     _warn(snap, source)
@@ -123,7 +123,7 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
     from pooltop.report.analysis import ReportThresholds
     from pooltop.report.render import build_report
     from pooltop.share.bundle import BundleInputs, make_bundle
-    from pooltop.share.snapshot_io import load_snapshot
+    from pooltop.snapshots.readers import load_snapshot
 
     out_abs = os.path.abspath(output)
     for given in (recording, snapshot_ref):
