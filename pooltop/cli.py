@@ -54,9 +54,9 @@ class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in cl
 LAZY_COMMANDS = {
     "processes": "pooltop.process_cli:processes",
     "doctor": "pooltop.process_cli:doctor",
-    "record": "pooltop.record.cli:record",
-    "report": "pooltop.record.cli:report",
-    "view": "pooltop.record.cli:view",
+    "record": "pooltop.record.command:record",
+    "report": "pooltop.report.command:report",
+    "view": "pooltop.app.command:view",
     "diff": "pooltop.share.cli:diff",
     "import": "pooltop.share.cli:import_command",
     "bundle": "pooltop.share.cli:bundle",

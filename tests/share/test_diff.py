@@ -12,8 +12,8 @@ import pytest
 from helpers import DATA, make_snapshot
 
 from pooltop.model import Pool
+from pooltop.record import RecordingWriter
 from pooltop.record.formats import format_csv, format_json
-from pooltop.record.store import RecordingWriter
 from pooltop.share.diff import diff_snapshots, render_text, select_rows
 
 NP, PG = int(Pool.NONPAGED), int(Pool.PAGED)

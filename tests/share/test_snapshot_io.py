@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from pooltop.errors import BadInput, PooltopError
 from pooltop.model import CounterSet, HostInfo, Pool, Snapshot, Totals, escape_tag
+from pooltop.record import RecordingWriter
 from pooltop.record.formats import format_csv, format_json, format_text
-from pooltop.record.store import RecordingWriter
 from pooltop.share.snapshot_io import (
     EXPORT_DIR_ENV,
     EXPORT_FORMAT_ENV,
