@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sys
+from collections.abc import Callable, Iterator
 
 import click
+
+#: advance(steps, name): move a progress bar on by `steps` and show `name` beside it
+Advance = Callable[[int, str], None]
 
 
 def parse_size(text: str) -> int:
@@ -28,3 +34,32 @@ class Size(click.ParamType):  # type: ignore[type-arg]
             return parse_size(str(value))
         except click.BadParameter as e:
             self.fail(e.message, param, ctx)
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, label: str) -> Iterator[Advance | None]:
+    """A transient progress bar on stderr, only when stderr is a terminal (None otherwise).
+
+    rich draws it (the library the driver scan already needed); it vanishes when done, so what the
+    command prints afterwards reads the same as without it.
+    """
+    if not sys.stderr.isatty() or total < 2:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[name]}", style="dim"),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=total, name="")
+
+        def advance(steps: int, name: str) -> None:
+            bar.update(task, advance=steps, name=name)
+
+        yield advance
