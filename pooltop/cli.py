@@ -28,9 +28,9 @@ POOL_CHOICES = ("paged", "nonpaged", "session", "slab", "all")  # "process" rows
 LAZY_COMMANDS = {
     "processes": "pooltop.processes.command:processes",
     "doctor": "pooltop.processes.command:doctor",
-    "record": "pooltop.record.cli:record",
-    "report": "pooltop.record.cli:report",
-    "view": "pooltop.record.cli:view",
+    "record": "pooltop.record.command:record",
+    "report": "pooltop.report.command:report",
+    "view": "pooltop.app.command:view",
     "diff": "pooltop.share.cli:diff",
     "import": "pooltop.share.cli:import_command",
     "bundle": "pooltop.share.cli:bundle",

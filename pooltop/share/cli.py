@@ -138,7 +138,7 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
     report = None
     rec_owners = None
     if recording is not None:
-        from pooltop.record.store import Recording
+        from pooltop.record import Recording
 
         report = build_report(recording, ReportThresholds())
         with Recording(recording) as rec:
@@ -164,7 +164,7 @@ def _live_or_recorded(recording: str | None, root: str | None) -> tuple[Snapshot
     from pooltop.native import open_source
 
     def recorded(reason: str) -> tuple[Snapshot, str]:
-        from pooltop.record.store import Recording
+        from pooltop.record import Recording
 
         assert recording is not None
         click.echo(f"pooltop: {reason}; using the recording's last sample", err=True)
@@ -179,7 +179,7 @@ def _live_or_recorded(recording: str | None, root: str | None) -> tuple[Snapshot
             raise
         return recorded(f"no live snapshot ({e})")
     if recording is not None:
-        from pooltop.record.store import read_info
+        from pooltop.record import read_info
 
         info = read_info(recording)
         if (info.source, info.host.name) != (snap.source, snap.host.name):
