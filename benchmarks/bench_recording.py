@@ -18,9 +18,9 @@ import time
 
 import numpy as np
 
-from pooltop.model import CounterSet, HostInfo, Pool, Snapshot, Totals
-from pooltop.record.store import RecordingWriter
 from pooltop.judge import JudgeThresholds
+from pooltop.model import CounterSet, HostInfo, Pool, Snapshot, Totals
+from pooltop.record import RecordingWriter
 from pooltop.report.render import build_report, render_text
 
 

@@ -8,9 +8,11 @@ import sys
 from collections.abc import Sequence
 
 from pooltop.app.app import OwnerLookup, PooltopApp, create_app
+from pooltop.judge import JudgeThresholds
 from pooltop.model import Pool
 from pooltop.native import Source
 from pooltop.tagdb import OwnerCandidate
+from pooltop.tracking import Tracker
 
 __all__ = ["PooltopApp", "create_app", "default_owner_lookup", "run_live"]
 
@@ -41,7 +43,7 @@ def default_process_source() -> Source | None:
     """This machine's processes for the verdict line (cheap private memory: no per-process USS),
     or None where they cannot be read (the header then shows no verdict)."""
     try:
-        from pooltop.processes import ProcessSource
+        from pooltop.processes.source import ProcessSource
 
         return ProcessSource(exact_private=False)
     except Exception:  # an unsupported platform, psutil missing: no verdict, the pools still show
@@ -55,6 +57,7 @@ def run_live(
     owners: OwnerLookup | None = None,
     export_path: str | None = None,
     tz: dt.tzinfo | None = None,
+    thresholds: JudgeThresholds | None = None,
 ) -> None:
     """Run the live view until the user quits. Opens (and closes) this machine's source unless given one."""
     from pooltop.native import open_source
@@ -62,7 +65,7 @@ def run_live(
     own_source = source is None
     src = open_source() if source is None else source
     try:
-        app = create_app(src, interval=interval,
+        app = create_app(src, interval=interval, tracker=Tracker(thresholds),
                          owners=owners if owners is not None else default_owner_lookup(),
                          export_path=export_path, tz=tz,
                          processes=default_process_source() if own_source else None)

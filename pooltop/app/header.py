@@ -22,7 +22,7 @@ from pooltop.app.lines import StripFinisher
 from pooltop.app.view import PoolTotal
 from pooltop.judge import LeakLevel
 from pooltop.model import Pool, Snapshot, Totals, human_bytes, printable
-from pooltop.verdict import Verdict, VerdictKind
+from pooltop.processes.verdict import Verdict, VerdictKind
 
 
 def format_uptime(seconds: float | None) -> str:

@@ -14,7 +14,8 @@ from types import FrameType
 
 import click
 
-from pooltop.cli import Duration
+from pooltop.clikit import Duration, judge_options
+from pooltop.judge import JudgeThresholds
 
 DEFAULT_LISTEN = "127.0.0.1:9877"
 
@@ -76,6 +77,7 @@ class ListenAddress(click.ParamType):  # type: ignore[type-arg]  # generic only 
               help="Serve a copied Linux tree (ROOT/proc/slabinfo, ROOT/sys/kernel/slab), not this kernel.")
 @click.option("--tagfile", "tagfiles", multiple=True, type=click.Path(dir_okay=False, exists=True),
               help="A pooltag.txt-format file to name tag owners (the owner label). Repeatable.")
+@judge_options
 def serve(
     listen: tuple[str, int] = ("127.0.0.1", 9877),
     interval: float = 5.0,
@@ -83,11 +85,14 @@ def serve(
     max_watch: int = 100,
     root: str | None = None,
     tagfiles: Sequence[str] = (),
+    thresholds: JudgeThresholds | None = None,
 ) -> None:
     """Serve Prometheus metrics: per-tag bytes, counts and leak level, system totals, exporter health.
 
     Exports the top N tags by bytes plus the tags at watch level or above (bounded by --max-watch),
-    so thousands of tags do not flood Prometheus. Stops cleanly on SIGTERM or Ctrl-C.
+    so thousands of tags do not flood Prometheus. The leak level is the leak judge's (the one
+    the live view and `report` show for the same samples), over --leak-window. Stops cleanly on
+    SIGTERM or Ctrl-C.
     """
     from pooltop.cli import owner_lookup
     from pooltop.errors import PooltopError
@@ -106,13 +111,14 @@ def serve(
         raise PooltopError("pooltop serve needs prometheus-client (pip install prometheus-client)") from None
     from pooltop.model import Snapshot
     from pooltop.native import open_source
-    from pooltop.record.formats import OwnerLookup
+    from pooltop.snapshots.writers import OwnerLookup
 
     host, port = listen
     if not is_loopback(host):
         log_stderr(f"warning: listening on {host}:{port} serves pool tags and driver names to every machine "
                    f"that can reach it, without authentication (the default is {DEFAULT_LISTEN})")
-    options = ExportOptions(interval=interval, top=top, max_watch=max_watch)
+    options = ExportOptions(interval=interval, top=top, max_watch=max_watch,
+                            thresholds=thresholds or JudgeThresholds())
 
     def owners(snap: Snapshot) -> OwnerLookup:
         return owner_lookup(snap, tagfiles)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from pooltop.judge.thresholds import JudgeThresholds
 from pooltop.judge.trend import (
@@ -131,7 +133,7 @@ def measure_series(
 
 def measure_counts(
     times: FloatArray,
-    values: FloatArray,
+    values: npt.NDArray[Any],
     samples: Int64Array,
     ups: Int64Array,
     downs: Int64Array,

@@ -18,11 +18,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from pooltop.errors import BadInput, PooltopError
-from pooltop.model import Pool, Snapshot, human_bytes
 from pooltop.judge import JudgeThresholds, too_few_samples
+from pooltop.model import Pool, Snapshot, human_bytes
 from pooltop.report.analysis import CounterAnalysis, analyse
 from pooltop.report.render import REPORT_SCHEMA, Report, render_html, render_json, render_text
-from pooltop.share.snapshot_io import FileKind, detect_kind, read_snapshots
+from pooltop.snapshots.readers import FileKind, detect_kind, read_snapshots
 from pooltop.tagdb import OwnerCandidate
 
 FILE_TIME_SOURCES = ("poolmon-log", "windbg-poolused")

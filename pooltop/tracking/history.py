@@ -7,7 +7,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pooltop.model import Int64Array
 from pooltop.tracking.deltas import FloatArray, IndexArray, is_identity
 
 
@@ -53,7 +52,7 @@ class SeriesBuffer:
             new[self._start : self._end, present] = self._buf[self._start : self._end, mapping[present]]
         self._buf = new
 
-    def append(self, t: float, row: Int64Array) -> None:
+    def append(self, t: float, row: npt.NDArray[Any]) -> None:
         if self._end == self._buf.shape[0]:
             self._compact()
         self._buf[self._end] = row

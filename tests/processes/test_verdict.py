@@ -13,9 +13,16 @@ from proc_fakes import MiB, load_windows_fixture, process_snapshot, system_snaps
 
 from pooltop.judge import JudgeThresholds, LeakLevel
 from pooltop.model import Snapshot, Totals
-from pooltop.processes import ProcessReading, read_windows_process, scan_processes
-from pooltop.verdict import PoolFindings, Verdict, VerdictKind, VerdictThresholds, VerdictWindow, fitted_to
-from pooltop.verdict import judge as judge_pairs
+from pooltop.processes.source import ProcessReading, read_windows_process, scan_processes
+from pooltop.processes.verdict import (
+    PoolFindings,
+    Verdict,
+    VerdictKind,
+    VerdictThresholds,
+    VerdictWindow,
+    fitted_to,
+)
+from pooltop.processes.verdict import judge as judge_pairs
 
 Pairs = list[tuple[Snapshot, Snapshot]]
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pooltop.judge import LeakLevel
+from pooltop.judge import JudgeThresholds, LeakLevel
 from pooltop.model import U32, Pool, Totals
-from pooltop.judge import JudgeThresholds
 from pooltop.report.analysis import analyse
 
 NP, PG = int(Pool.NONPAGED), int(Pool.PAGED)

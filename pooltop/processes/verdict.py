@@ -33,7 +33,8 @@ import numpy as np
 
 from pooltop.judge import Judgements, JudgeThresholds, LeakLevel, judge_matrix, seconds_text, too_few_samples
 from pooltop.model import CounterSet, Pool, Snapshot, Totals, human_bytes
-from pooltop.processes import UNKNOWN, ProcessOS, field_values, process_os, split_tag
+from pooltop.processes.source import UNKNOWN, ProcessOS, process_os, split_tag
+from pooltop.processes.table import field_values
 from pooltop.tracking import FloatArray, compute_deltas
 
 MiB = 1 << 20
