@@ -26,6 +26,11 @@ class Criteria:
     suspect_steady: BoolArray  # monotony and rising pairs
     leak_steady: BoolArray
     still_growing: BoolArray  # the last third added its share
+    #: growing steadily lately: over the last suspect_window_s (each of its thirds added its share,
+    #: its values mostly rising), or over the whole series (its last two thirds did, and so on);
+    #: the first sees a leak that just started in a row watched for long, the second a slow leak
+    #: under noise larger than what it adds in a suspect window
+    lately_sustained: BoolArray
     sustained: BoolArray  # every third did
     capped: BoolArray  # reclaimable and no memory pressure: at most watch
     min_leak_growth: FloatArray  # bytes a leak needs, per row
@@ -43,22 +48,37 @@ def criteria(ev: Evidence, th: JudgeThresholds, under_pressure: bool) -> Criteri
         growing=ev.candidate & ev.rising,
         long_enough_to_suspect=ev.span_s >= th.suspect_window_s * 0.999,
         long_enough_to_leak=ev.span_s >= th.leak_window_s * 0.999,
-        suspect_growth=growth >= th.suspect_min_growth_bytes,
+        suspect_growth=(ev.recent_growth >= th.suspect_min_growth_bytes)
+        | (growth >= th.suspect_min_growth_bytes),
         leak_growth=growth >= min_leak,
-        suspect_steady=(ev.monotony >= th.suspect_monotony) & (ev.rising_share >= th.suspect_rising_share),
+        suspect_steady=ev.monotony >= th.suspect_monotony,
         leak_steady=(ev.monotony >= th.leak_monotony) & (ev.rising_share >= th.leak_rising_share),
         still_growing=ev.thirds[:, 2] >= share,
+        lately_sustained=_lately(ev, th),
         sustained=np.all(ev.thirds >= share[:, None], axis=1),
         capped=ev.reclaimable & (not under_pressure),
         min_leak_growth=min_leak,
     )
 
 
+def _lately(ev: Evidence, th: JudgeThresholds) -> BoolArray:
+    recent = ev.recent_growth
+    recent_ok = ((recent >= th.suspect_min_growth_bytes)
+                 & np.all(ev.recent_thirds >= th.min_third_share * recent[:, None], axis=1)
+                 & (ev.recent_rising_share >= th.suspect_rising_share))
+    growth = ev.growth
+    whole_ok = ((growth >= th.suspect_min_growth_bytes)
+                & np.all(ev.thirds[:, 1:] >= th.min_third_share * growth[:, None], axis=1)
+                & (ev.rising_share >= th.suspect_rising_share))
+    out: BoolArray = recent_ok | whole_ok
+    return out
+
+
 def decide(c: Criteria) -> npt.NDArray[np.int8]:
     """watch: growing at all; suspect: for long enough, by enough, steadily, still at the end;
     leak: suspect over the whole leak window, by more, steadier, in every third of it."""
     watch = c.enough_samples & c.growing
-    suspect = watch & c.long_enough_to_suspect & c.suspect_growth & c.suspect_steady & c.still_growing
+    suspect = watch & c.long_enough_to_suspect & c.suspect_growth & c.suspect_steady & c.lately_sustained
     leak = suspect & c.long_enough_to_leak & c.leak_growth & c.leak_steady & c.sustained
     levels = np.where(leak, LeakLevel.LEAK, np.where(suspect, LeakLevel.SUSPECT,
                                                      np.where(watch, LeakLevel.WATCH, LeakLevel.STABLE)))

@@ -80,6 +80,13 @@ class Evidence:
     rises: Int64Array  # trend-point pairs whose later value is higher
     pairs: Int64Array  # trend-point pairs with both ends present
     thirds: FloatArray  # (N, 3): growth in each third of the row's span
+    #: the last suspect_window_s of the row: 7 evenly spaced values' growth, growth in each of its
+    #: thirds, and rising pairs among the 7 (what a suspect is decided on, so a leak that starts
+    #: in a row watched for long is seen as soon as in a new one)
+    recent_growth: FloatArray
+    recent_thirds: FloatArray  # (N, 3)
+    recent_rises: Int64Array
+    recent_pairs: Int64Array
     trend: TrendPoints = field(default=_NO_TREND, repr=False)
 
     def __len__(self) -> int:
@@ -100,6 +107,11 @@ class Evidence:
     @cached_property
     def rising_share(self) -> FloatArray:
         out: FloatArray = self.rises / np.maximum(self.pairs, 1)
+        return out
+
+    @cached_property
+    def recent_rising_share(self) -> FloatArray:
+        out: FloatArray = self.recent_rises / np.maximum(self.recent_pairs, 1)
         return out
 
     @cached_property
@@ -163,6 +175,10 @@ def measure_counts(
     rises = np.zeros(n, dtype=np.int64)
     pairs = np.zeros(n, dtype=np.int64)
     thirds = np.zeros((n, 3), dtype=np.float64)
+    recent_thirds = np.zeros((n, 3), dtype=np.float64)
+    recent_growth = np.zeros(n, dtype=np.float64)
+    recent_rises = np.zeros(n, dtype=np.int64)
+    recent_pairs = np.zeros(n, dtype=np.int64)
     trend = _NO_TREND
     cand = np.flatnonzero(candidate)
     if len(cand):
@@ -174,10 +190,44 @@ def measure_counts(
         rises[cand], pairs[cand] = rising_pairs(v_p)
         ends = times[first_row[cand]], times[last_row[cand]]
         thirds[cand] = _thirds(t_p, v_p, *ends, first[cand], last[cand])
-    for arr in (samples, ups, downs, first, last, rising, rises, pairs, thirds, span):
+        v_r = _recent(times, values, cand, last_row[cand], th.suspect_window_s)
+        recent_growth[cand] = v_r[-1] - v_r[0]
+        recent_thirds[cand] = (v_r[[2, 4, 6]] - v_r[[0, 2, 4]]).T
+        recent_rises[cand], recent_pairs[cand] = rising_pairs(v_r)
+    for arr in (samples, ups, downs, first, last, rising, rises, pairs, thirds, span, recent_growth,
+                recent_thirds, recent_rises, recent_pairs):
         arr.flags.writeable = False
     return Evidence(samples, span, ups, downs, first, last, recl, candidate, rising, rises, pairs, thirds,
-                    trend)
+                    recent_growth, recent_thirds, recent_rises, recent_pairs, trend)
+
+
+#: values the recent window is read at (7: thirds at 0, 2, 4, 6 and 21 pairs to count)
+RECENT_POINTS = 7
+
+
+def _recent(times: FloatArray, values: npt.NDArray[Any], cols: IndexArray, last_row: IndexArray,
+            window_s: float) -> FloatArray:
+    """Each column's values at RECENT_POINTS instants evenly spread over the `window_s` seconds up
+    to its last sample (the sample at or just before each instant; absent ones read as the last
+    present before them, or NaN). Points x columns."""
+    t_last = times[last_row]
+    marks = t_last[None, :] - window_s * (1 - np.linspace(0.0, 1.0, RECENT_POINTS))[:, None]
+    rows = (np.searchsorted(times, marks.ravel(), side="right") - 1).reshape(marks.shape).clip(0)
+    rows = np.minimum(rows, last_row[None, :])
+    out: FloatArray = values[rows, cols[None, :]].astype(np.float64)
+    return np.nan_to_num(out, nan=0.0) if not np.isnan(out).any() else _fill_back(out)
+
+
+def _fill_back(v: FloatArray) -> FloatArray:
+    """NaN (an absent sample) -> the value before it in the column (the first present one at the start)."""
+    out = v.copy()
+    for k in range(1, len(out)):
+        hole = np.isnan(out[k])
+        out[k, hole] = out[k - 1, hole]
+    for k in range(len(out) - 2, -1, -1):
+        hole = np.isnan(out[k])
+        out[k, hole] = out[k + 1, hole]
+    return out
 
 
 def _thirds(t_p: FloatArray, v_p: FloatArray, t_first: FloatArray, t_last: FloatArray,
