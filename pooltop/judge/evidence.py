@@ -184,16 +184,24 @@ def measure_counts(
     if len(cand):
         picked = trend_rows(times, th.trend_points)
         t_p = times[picked]
-        v_p = values[picked[:, None], cand].astype(np.float64)
+        # Rows first (contiguous copies), then one gather; the result must be C-ordered: the pair
+        # counts run along rows, 5x slower in Fortran order (what a[:, idx] may give).
+        v_p = np.take(values[picked], cand, axis=1).astype(np.float64, order="C")
         trend = TrendPoints(t_p, v_p, cand)
-        rising[cand] = theil_sen_rising(t_p, v_p)
-        rises[cand], pairs[cand] = rising_pairs(v_p)
+        counts = rising_pairs(v_p)
+        rises[cand], pairs[cand] = counts
+        rising[cand] = theil_sen_rising(t_p, v_p, counts)
         ends = times[first_row[cand]], times[last_row[cand]]
         thirds[cand] = _thirds(t_p, v_p, *ends, first[cand], last[cand])
-        v_r = _recent(times, values, cand, last_row[cand], th.suspect_window_s)
-        recent_growth[cand] = v_r[-1] - v_r[0]
-        recent_thirds[cand] = (v_r[[2, 4, 6]] - v_r[[0, 2, 4]]).T
-        recent_rises[cand], recent_pairs[cand] = rising_pairs(v_r)
+        # The recent window decides suspect only: read it for rows that can still be one.
+        c_ups, c_downs = ups[cand], downs[cand]
+        hopeful = cand[rising[cand] & (span[cand] >= th.suspect_window_s * 0.999)
+                       & (c_ups >= th.suspect_monotony * (c_ups + c_downs))]
+        if len(hopeful):
+            v_r = _recent(times, values, hopeful, last_row[hopeful], th.suspect_window_s)
+            recent_growth[hopeful] = v_r[-1] - v_r[0]
+            recent_thirds[hopeful] = (v_r[[2, 4, 6]] - v_r[[0, 2, 4]]).T
+            recent_rises[hopeful], recent_pairs[hopeful] = rising_pairs(v_r)
     for arr in (samples, ups, downs, first, last, rising, rises, pairs, thirds, span, recent_growth,
                 recent_thirds, recent_rises, recent_pairs):
         arr.flags.writeable = False
@@ -212,9 +220,13 @@ def _recent(times: FloatArray, values: npt.NDArray[Any], cols: IndexArray, last_
     present before them, or NaN). Points x columns."""
     t_last = times[last_row]
     marks = t_last[None, :] - window_s * (1 - np.linspace(0.0, 1.0, RECENT_POINTS))[:, None]
-    rows = (np.searchsorted(times, marks.ravel(), side="right") - 1).reshape(marks.shape).clip(0)
-    rows = np.minimum(rows, last_row[None, :])
-    out: FloatArray = values[rows, cols[None, :]].astype(np.float64)
+    if len(last_row) and last_row.min() == last_row.max():  # the live window: one end for every row
+        rows_1 = (np.searchsorted(times, marks[:, 0], side="right") - 1).clip(0, int(last_row[0]))
+        out: FloatArray = np.take(values[rows_1], cols, axis=1).astype(np.float64, order="C")
+    else:
+        rows = (np.searchsorted(times, marks.ravel(), side="right") - 1).reshape(marks.shape).clip(0)
+        rows = np.minimum(rows, last_row[None, :])
+        out = values[rows, cols[None, :]].astype(np.float64, order="C")
     return np.nan_to_num(out, nan=0.0) if not np.isnan(out).any() else _fill_back(out)
 
 
@@ -235,13 +247,19 @@ def _thirds(t_p: FloatArray, v_p: FloatArray, t_first: FloatArray, t_last: Float
     """Growth in each third of every column's span: value at the trend point nearest each boundary
     (present ones only), from the first value to the last."""
     span = t_last - t_first
+    cols = np.arange(v_p.shape[1])
     bounds = []
     for k in (1, 2):
         at = t_first + span * k / 3.0
-        distance = np.abs(t_p[:, None] - at[None, :])
-        distance[np.isnan(v_p)] = np.inf
-        nearest = np.argmin(distance, axis=0)
-        bounds.append(v_p[nearest, np.arange(v_p.shape[1])])
+        after = np.searchsorted(t_p, at).clip(1, len(t_p) - 1)
+        nearest = np.where(at - t_p[after - 1] <= t_p[after] - at, after - 1, after)
+        value = v_p[nearest, cols]
+        absent = np.flatnonzero(np.isnan(value))
+        if len(absent):  # the nearest present point instead
+            distance = np.abs(t_p[:, None] - at[None, absent])
+            distance[np.isnan(v_p[:, absent])] = np.inf
+            value[absent] = v_p[np.argmin(distance, axis=0), absent]
+        bounds.append(value)
     v1, v2 = bounds
     out: FloatArray = np.stack([v1 - first, v2 - v1, last - v2], axis=1)
     return np.nan_to_num(out, nan=0.0)

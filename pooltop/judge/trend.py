@@ -70,20 +70,22 @@ def rising_pairs(values: FloatArray) -> tuple[Int64Array, Int64Array]:
     return rises, pairs
 
 
-def theil_sen_rising(times: FloatArray, values: FloatArray) -> BoolArray:
+def theil_sen_rising(times: FloatArray, values: FloatArray,
+                     counts: tuple[Int64Array, Int64Array] | None = None) -> BoolArray:
     """theil_sen_slopes(times, values) > 0, without sorting the pairwise slopes.
 
     Every pair's slope has the sign of its value difference (time only moves forward), so counting
     the pairs that rise places the median: it is positive when more than half of the pairs rise,
     and not when half or fewer do. Only a tie (exactly half rise, an even number of pairs) needs
-    the slopes themselves; those few columns get the exact computation.
+    the slopes themselves; those few columns get the exact computation. `counts`: rising_pairs'
+    result when the caller has it already.
     """
     t_count, n = values.shape
     if t_count < 2 or n == 0:
         return np.zeros(n, dtype=np.bool_)
     if not bool(np.all(np.diff(times) > 0)):
         return theil_sen_slopes(times, values) > 0  # repeated times: pairs drop out
-    rises, pairs = rising_pairs(values)
+    rises, pairs = rising_pairs(values) if counts is None else counts
     # With p valid pairs sorted, the median is (s[(p-1)//2] + s[p//2]) / 2; s[k] > 0 exactly when
     # at most k pairs do not rise.
     out: BoolArray = (pairs > 0) & (pairs - rises <= (pairs - 1) // 2)

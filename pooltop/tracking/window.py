@@ -129,7 +129,8 @@ class LeakWindow:
         ev = measure_counts(self.values.times, window, samples, self.ups.copy(), self.downs.copy(),
                             first_row, last_row, reclaimable, self.thresholds,
                             first=first, last=bytes_.astype(np.float64))
-        memory = np.array(self._memory, dtype=np.float64).reshape(-1, 3)
+        # Pressure compares the window's first and last memory readings.
+        memory = np.array([self._memory[0], self._memory[-1]], dtype=np.float64)
         stall = memory[:, 2] if not np.all(np.isnan(memory[:, 2])) else None
         pressure = under_memory_pressure(memory[:, 1], stall)
         return judge_evidence(ev, under_pressure=pressure, thresholds=self.thresholds)
