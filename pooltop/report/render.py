@@ -291,7 +291,9 @@ def build_report(
 ) -> Report:
     """Open a recording, analyse it and keep what the renderers need."""
     with Recording(path) as rec:
-        series = read_series(rec, max_points=max_points, columns=("allocs", "frees", "diff", "bytes"))
+        # The reclaimable column (Linux slab, reclaim_account) when the recording has it.
+        read = ("allocs", "frees", "diff", "bytes", *(c for c in ("reclaimable",) if c in rec.info.columns))
+        series = read_series(rec, max_points=max_points, columns=read)
         owners = rec.owners()
         info = rec.info
         aliases = rec.aliases

@@ -81,14 +81,16 @@ def build_series_report(
         for tag, pool in zip(s.counters.tags, s.counters.pools.tolist(), strict=True):
             index.setdefault((tag, int(pool)), len(index))
     keys = list(index)
-    names = ("allocs", "frees", "diff", "bytes")
+    names: tuple[str, ...] = ("allocs", "frees", "diff", "bytes")
+    if all("reclaimable" in s.counters.extra for s in snaps):  # Linux slab: the judge needs it
+        names += ("reclaimable",)
     columns = {name: np.full((len(snaps), len(keys)), np.nan) for name in names}
     for t, s in enumerate(snaps):
         c = s.counters
         cols = np.array([index[(tag, int(pool))] for tag, pool in zip(c.tags, c.pools.tolist(), strict=True)],
                         dtype=np.intp)
         for name in columns:
-            columns[name][t, cols] = getattr(c, name)
+            columns[name][t, cols] = c.extra[name] if name == "reclaimable" else getattr(c, name)
     t0 = snaps[0].taken_at
     seconds = np.array([(s.taken_at - t0).total_seconds() for s in snaps], dtype=np.float64)
     last = snaps[-1]
