@@ -14,15 +14,18 @@ import datetime as dt
 import os
 import shutil
 import statistics
+import struct
 import subprocess
 import time
 from collections.abc import Callable
 
 import numpy as np
+from bench_windows_decode import make_buffer
 
 from pooltop.model import CounterSet, HostInfo, Pool, Snapshot, Totals
 from pooltop.native.linux import LinuxSource, parse_slabinfo, slab_counters
-from pooltop.query import sort_rows
+from pooltop.native.windows.layouts import X64, TagTextCache, decode_pooltags
+from pooltop.query import head_rows, sort_rows
 from pooltop.tracking import Tracker, compute_deltas
 
 
@@ -139,6 +142,58 @@ def bench_counters(n: int) -> None:
         print(f"        Tracker.update incl. leak scoring, {label}: {tracker_tick(n, busy):.3f} ms")
 
 
+#: rows a screen shows: the live view and `snapshot --top` select these, not a full order
+SCREEN_ROWS = 60
+
+
+def moved(buf: bytes, step: int, rng: np.random.Generator, busy_share: float = 0.15) -> bytes:
+    """The next sample of a class-22 buffer: a share of the tags allocated and freed since."""
+    (count,) = struct.unpack_from("<I", buf, 0)
+    recs = np.frombuffer(buf, dtype=X64.pooltag, count=count, offset=X64.array_offset).copy()
+    busy = rng.random(count) < busy_share
+    for allocs, frees, used in (("PagedAllocs", "PagedFrees", "PagedUsed"),
+                                ("NonPagedAllocs", "NonPagedFrees", "NonPagedUsed")):
+        live = busy & (recs[allocs] > 0)
+        recs[allocs] += (live * (step * 7)).astype(np.uint32)
+        recs[frees] += (live * (step * 5)).astype(np.uint32)
+        recs[used] += (live * (step * 2 * 64)).astype(np.uint64)
+    return buf[: X64.array_offset] + recs.tobytes()
+
+
+def bench_windows_refresh(records: int) -> None:
+    """Issue 18 item 2: decode (class 22, x64) + delta + the screen's rows, refresh and first sample,
+    beside the same with a stable full sort (the path before) in the same run."""
+    rng = np.random.default_rng(3)
+    first_buf = make_buffer(records, both=False)
+    bufs = [first_buf]
+    for step in range(1, 6):
+        bufs.append(moved(bufs[-1], step, rng))
+    cache = TagTextCache()
+    snaps = [decode_pooltags(b, X64, cache=cache) for b in bufs]
+    rows = len(snaps[0])
+    turn = iter(range(10**9))
+
+    def refresh(full_sort: bool) -> object:
+        i = next(turn) % (len(bufs) - 1)
+        cur = decode_pooltags(bufs[i + 1], X64, cache=cache)
+        d = compute_deltas(snaps[i], cur, 1.0)
+        if full_sort:
+            return sort_rows(cur, "dbytes", deltas=d)[:SCREEN_ROWS]
+        return head_rows(cur, "dbytes", SCREEN_ROWS, deltas=d)
+
+    def first(full_sort: bool) -> object:
+        cur = decode_pooltags(first_buf, X64)  # no tag texts to reuse yet
+        if full_sort:
+            return sort_rows(cur, "bytes")[:SCREEN_ROWS]
+        return head_rows(cur, "bytes", SCREEN_ROWS)
+
+    got = interleaved_ms({"refresh": lambda: refresh(False), "refresh_full": lambda: refresh(True),
+                          "first": lambda: first(False), "first_full": lambda: first(True)}, 60)
+    print(f"{records:>6,} tags ({rows:,} rows), decode+delta+screen rows: refresh {got['refresh']:.3f} ms "
+          f"(target <= 4; with a full stable sort {got['refresh_full']:.3f} ms), first sample "
+          f"{got['first']:.3f} ms (target <= 6; full sort {got['first_full']:.3f} ms)")
+
+
 def tracker_tick(n: int, busy_share: float) -> float:
     """A full refresh of the tracker once its 30-sample window is full."""
     rng = np.random.default_rng(2)
@@ -166,3 +221,4 @@ if __name__ == "__main__":
     bench_slabinfo()
     for count in (5_000, 50_000):
         bench_counters(count)
+    bench_windows_refresh(50_000)
