@@ -104,7 +104,7 @@ def snapshot(
 ) -> None:
     """Print the kernel pool (or slab) counters once, as text, JSON or CSV."""
     from pooltop.native import open_source
-    from pooltop.query import SORT_KEYS, select_rows, sort_rows
+    from pooltop.query import SORT_KEYS, head_rows, select_rows, sort_rows
     from pooltop.snapshots.writers import FORMATTERS
     from pooltop.tracking import Tracker
 
@@ -125,9 +125,10 @@ def snapshot(
     changes = sample.interval if interval is not None else None
     counters = sample.counters
     rows = select_rows(counters, include, exclude, pool_filter)
-    rows = sort_rows(counters, key, order, changes, rows)
     if top is not None:
-        rows = rows[:top]
+        rows = head_rows(counters, key, top, order, changes, rows)
+    else:
+        rows = sort_rows(counters, key, order, changes, rows)
     owners = owner_lookup(sample.snapshot, tagfiles)
     text = FORMATTERS[fmt](sample.snapshot, rows, changes=changes, owners=owners)
     emit_text(text, output)

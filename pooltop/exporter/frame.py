@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pooltop.model import CounterSet, HostInfo, Int64Array, Pool, Snapshot, Totals
-from pooltop.query import sort_rows
+from pooltop.query import head_rows
 from pooltop.snapshots.writers import OwnerLookup
 from pooltop.tracking import IndexArray, LeakLevel, LeakThresholds, TrackedSample, Tracker, align
 
@@ -45,8 +45,7 @@ def select_exported(
     n = len(counters)
     if n == 0:
         return np.zeros(0, dtype=np.intp)
-    by_bytes = sort_rows(counters, "bytes")
-    top_rows = by_bytes[: max(top, 0)]
+    top_rows = head_rows(counters, "bytes", top)
     rows = top_rows
     if max_watch > 0:
         in_top = np.zeros(n, dtype=np.bool_)
