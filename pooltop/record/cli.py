@@ -6,13 +6,13 @@ import dataclasses
 import re
 import sys
 from collections.abc import Sequence
+from functools import partial
 
 import click
 
 from pooltop.errors import PooltopError
-from pooltop.model import Snapshot
-from pooltop.record.formats import OwnerLookup
 from pooltop.tagdb import OwnerCandidate
+from pooltop.tagdb.owners import recorded_first, snapshot_owner_lookup
 
 
 def parse_size(text: str) -> int:
@@ -92,18 +92,15 @@ def record(
     Stores what changed between samples plus periodic full frames, one transaction per sample, so
     the file survives a crash. Analyse it with `pooltop report FILE`; replay it with `pooltop view FILE`.
     """
-    from pooltop.cli import owner_lookup
     from pooltop.native import open_source
     from pooltop.record.recorder import record as run
-
-    def owners_for(snap: Snapshot) -> OwnerLookup:
-        return owner_lookup(snap, tagfiles)
 
     def say(text: str) -> None:
         click.echo(text, err=True)
 
     with open_source(root=root) as source:
-        result = run(source, path, interval, duration, max_size, owners_for, say)
+        result = run(source, path, interval, duration, max_size,
+                     partial(snapshot_owner_lookup, tagfiles=tagfiles), say)
     if not result.ok:
         sys.exit(1)
 
@@ -215,7 +212,6 @@ def view(files: Sequence[str], interval: float, speed: int, start: int) -> None:
     start and the end, > and < play faster and slower, space pauses.
     """
     from pooltop.app import run_live
-    from pooltop.model import Pool
     from pooltop.record.replay import ReplaySource, SequenceSource
     from pooltop.record.store import Recording, is_recording
     from pooltop.share import load_snapshots
@@ -236,14 +232,6 @@ def view(files: Sequence[str], interval: float, speed: int, start: int) -> None:
         source.seek(start)
     try:
         first = source.current()
-        from pooltop.cli import owner_lookup
-
-        local = owner_lookup(first)
-
-        def owners(tag: str, pool: Pool) -> Sequence[OwnerCandidate]:
-            # Who owned the tag on the recorded machine first; this machine's tag files after.
-            return recorded.get((tag, int(pool))) or local(tag, pool)
-
-        run_live(interval, source=source, owners=owners)
+        run_live(interval, source=source, owners=recorded_first(recorded, snapshot_owner_lookup(first)))
     finally:
         source.close()

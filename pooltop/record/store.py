@@ -25,7 +25,6 @@ import struct
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +32,7 @@ import numpy.typing as npt
 from pooltop.errors import BadInput, PooltopError
 from pooltop.model import CounterSet, HostInfo, Snapshot, Totals
 from pooltop.tagdb import OwnerCandidate
+from pooltop.tagdb.owners import candidate_from_json, candidate_to_json
 
 SCHEMA = "pooltop.recording/1"
 FULL_EVERY = 300
@@ -317,7 +317,7 @@ class RecordingWriter:
         con.executemany(
             "INSERT OR REPLACE INTO owners VALUES (?, ?, ?)",
             [
-                (tag, pool, json.dumps([_owner_to_json(o) for o in cands]))
+                (tag, pool, json.dumps([candidate_to_json(o) for o in cands]))
                 for (tag, pool), cands in owners.items()
                 if cands
             ],
@@ -467,34 +467,6 @@ class RecordingWriter:
         self.close()
 
 
-def _owner_to_json(o: OwnerCandidate) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "owner": o.owner,
-        "description": o.description,
-        "source": o.source,
-        "confidence": o.confidence,
-    }
-    if o.driver is not None:
-        out["driver"] = {k: v for k, v in o.driver.__dict__.items() if v is not None}
-    return out
-
-
-def _owner_from_json(tag: str, obj: dict[str, Any]) -> OwnerCandidate:
-    from pooltop.tagdb import DriverFacts
-
-    drv = obj.get("driver")
-    return OwnerCandidate(
-        tag=tag,
-        owner=str(obj.get("owner", "")),
-        description=str(obj.get("description", "")),
-        source=str(obj.get("source", "")),
-        confidence=str(obj.get("confidence", "")),
-        driver=DriverFacts(**{k: v for k, v in drv.items() if k in DriverFacts.__dataclass_fields__})
-        if isinstance(drv, dict) and "path" in drv
-        else None,
-    )
-
-
 # --- reading -----------------------------------------------------------------------------------
 
 
@@ -576,7 +548,7 @@ class Recording:
         out: dict[tuple[str, int], list[OwnerCandidate]] = {}
         for tag, pool, cands in self.con.execute("SELECT tag, pool, candidates FROM owners"):
             try:
-                out[(tag, pool)] = [_owner_from_json(tag, o) for o in json.loads(cands)]
+                out[(tag, pool)] = [candidate_from_json(tag, o) for o in json.loads(cands)]
             except (ValueError, TypeError, AttributeError):
                 continue
         return out
