@@ -17,6 +17,7 @@ from typing import Any
 
 from pooltop.model import Pool, Snapshot
 from pooltop.tagdb import DriverFacts, OwnerCandidate
+from pooltop.tagdb.findings import cached_owner_candidates
 from pooltop.tagdb.resolve import TagDatabase
 
 #: every owner candidate of (tag, pool), strongest first
@@ -45,12 +46,7 @@ def load_tag_database(
     slab caches get the slab descriptions instead (drivers name no slab caches). Raises
     PooltopError when an explicit tag file cannot be read.
     """
-    scan: Sequence[OwnerCandidate] = ()
-    if not slabs:
-        # lazy for start-up speed: the scanner module loads pefile and capstone
-        from pooltop.tagdb.scanner import cached_owner_candidates
-
-        scan = cached_owner_candidates(scan_cache)
+    scan = () if slabs else cached_owner_candidates(scan_cache)
     return TagDatabase.load(tagfiles, discover=discover, slabs=slabs, scan=scan)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from pooltop.errors import PooltopError
 from pooltop.model import Pool
 from pooltop.tagdb import DriverFacts, OwnerCandidate
 from pooltop.tagdb import pooltag as pt
@@ -112,7 +113,7 @@ def test_a_broken_database_warns_once_and_hides_the_owners(isolated: Path) -> No
     said: list[str] = []
     assert live_owner_lookup("windows-pooltag", [isolated / "missing.txt"], warn=said.append) is None
     assert len(said) == 1 and "tag database not loaded" in said[0] and "missing.txt" in said[0]
-    with pytest.raises(Exception, match="missing.txt"):
+    with pytest.raises(PooltopError, match=r"missing\.txt"):
         owner_lookup("windows-pooltag", [isolated / "missing.txt"])
 
 
