@@ -15,9 +15,7 @@ import click
 from pooltop import __version__
 from pooltop.clikit import Duration, emit_text, sort_order, table_options
 from pooltop.errors import PooltopError
-from pooltop.model import Pool, Snapshot
-from pooltop.snapshots.writers import OwnerLookup
-from pooltop.tagdb import OwnerCandidate
+from pooltop.model import Pool
 
 SORT_CHOICES = ("tag", "allocs", "frees", "diff", "bytes", "peralloc", "dallocs", "dfrees", "ddiff", "dbytes")
 POOL_CHOICES = ("paged", "nonpaged", "session", "slab", "all")  # "process" rows live in `pooltop processes`
@@ -106,6 +104,7 @@ def snapshot(
     from pooltop.native import open_source
     from pooltop.query import SORT_KEYS, head_rows, select_rows, sort_rows
     from pooltop.snapshots.writers import FORMATTERS
+    from pooltop.tagdb.owners import snapshot_owner_lookup
     from pooltop.tracking import Tracker
 
     # Check the words before sampling: a usage error should not wait out --interval first.
@@ -129,30 +128,11 @@ def snapshot(
         rows = head_rows(counters, key, top, order, changes, rows)
     else:
         rows = sort_rows(counters, key, order, changes, rows)
-    owners = owner_lookup(sample.snapshot, tagfiles)
+    owners = snapshot_owner_lookup(sample.snapshot, tagfiles)
     text = FORMATTERS[fmt](sample.snapshot, rows, changes=changes, owners=owners)
     emit_text(text, output)
 
 
-def owner_lookup(snap: Snapshot, tagfiles: Sequence[str] = ()) -> OwnerLookup:
-    """Who owns each row of `snap`: pooltag.txt / localtag.txt / the overlay, and on Linux the slab
-    descriptions with the cache's SLUB alias group."""
-    from pooltop.tagdb.resolve import TagDatabase
-
-    slab = snap.source == "linux-slab"
-    if slab:
-        db = TagDatabase.load(tagfiles, slabs=True)
-    else:
-        from pooltop.tagdb.scanner import cached_owner_candidates
-
-        # what an earlier `pooltop tags scan` found stays an answer (read from its cache, no rescan)
-        db = TagDatabase.load(tagfiles, scan=cached_owner_candidates())
-    aliases = snap.aliases
-
-    def lookup(tag: str, pool: Pool) -> Sequence[OwnerCandidate]:
-        return db.candidates(tag, aliases.get(tag, ()) if pool is Pool.SLAB else ())
-
-    return lookup
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -14,8 +14,9 @@ import numpy as np
 from pooltop.errors import BadInput
 from pooltop.model import CounterSet, HostInfo, Snapshot
 from pooltop.record.codec import FrameState, Int64Array, decode_frame
-from pooltop.record.database import SCHEMA, connect, from_wall_us, owner_from_json
+from pooltop.record.database import SCHEMA, connect, from_wall_us
 from pooltop.tagdb import OwnerCandidate
+from pooltop.tagdb.owners import candidate_from_json
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ class Recording:
         out: dict[tuple[str, int], list[OwnerCandidate]] = {}
         for tag, pool, cands in self.con.execute("SELECT tag, pool, candidates FROM owners"):
             try:
-                out[(tag, pool)] = [owner_from_json(tag, o) for o in json.loads(cands)]
+                out[(tag, pool)] = [candidate_from_json(tag, o) for o in json.loads(cands)]
             except (ValueError, TypeError, AttributeError):
                 continue
         return out

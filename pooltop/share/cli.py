@@ -119,11 +119,11 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
     allocation stacks (xperf/WPR on Windows, bpftrace/perf on Linux) and a README for the
     recipient. Without --snapshot, the snapshot is taken now.
     """
-    from pooltop.cli import owner_lookup
     from pooltop.report.analysis import ReportThresholds
     from pooltop.report.render import build_report
     from pooltop.share.bundle import BundleInputs, make_bundle
     from pooltop.snapshots.readers import load_snapshot
+    from pooltop.tagdb.owners import snapshot_owner_lookup
 
     out_abs = os.path.abspath(output)
     for given in (recording, snapshot_ref):
@@ -149,7 +149,7 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
         report=report,
         recording_name=os.path.basename(recording) if recording else None,
         tags=tuple(tags),
-        owners=owner_lookup(snap, tagfiles),
+        owners=snapshot_owner_lookup(snap, tagfiles),
         recording_owners=rec_owners,
         max_suspects=top,
     )
