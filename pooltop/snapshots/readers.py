@@ -77,7 +77,7 @@ _POOLUSED_HINT = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 _POOLMON_HINT = re.compile(
-    r"^\s*Tag\s+Type\s+Allocs\b|Pool\s+N:\s*\d+K|^.{0,8}\S.{0,3} (?:Nonp|Paged) +\d+",
+    r"^\s*Tag\s+Type\s+Allocs\b|Pool\s+N:\s*\d+K|^.{0,8}\S.{0,3}[ \t](?:Nonp|Paged)[ \t]+\d+",
     re.IGNORECASE | re.MULTILINE,
 )
 _POOLTOP_TEXT = re.compile(r"^.* UTC  source \S+\s*$")
