@@ -33,6 +33,7 @@ from pooltop.importers.textfile import (
     bounded_int,
     build_snapshot,
     file_time,
+    table_warnings,
     tag_from_text,
 )
 from pooltop.model import Pool, Snapshot, Totals
@@ -158,11 +159,7 @@ def parse_poolmon_log(text: str, mtime: float | None = None, name: str = "input"
 
     snapshots = []
     for index, table in enumerate(tables):
-        warnings = []
-        if index == 0 and (w := unknown.warning()):
-            warnings.append(w)
-        if table.rows.duplicates:
-            warnings.append(f"{table.rows.duplicates} repeated rows of the same tag and type were skipped")
+        warnings = table_warnings(index, unknown, table.rows, "of the same tag and type")
         if len(tables) > 1:
             warnings.append(
                 f"{name} holds {len(tables)} poolmon tables (this is table {index}) and poolmon prints no "

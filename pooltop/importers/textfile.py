@@ -103,6 +103,17 @@ class TableRows:
         return len(self.rows)
 
 
+def table_warnings(index: int, unknown: LineTally, rows: TableRows, same: str) -> list[str]:
+    """The warnings every imported table carries: the lines skipped (on the first table) and the
+    repeated rows (`same` says what repeated: "of the same tag")."""
+    warnings = []
+    if index == 0 and (w := unknown.warning()):
+        warnings.append(w)
+    if rows.duplicates:
+        warnings.append(f"{rows.duplicates} repeated rows {same} were skipped")
+    return warnings
+
+
 def file_time(mtime: float | None) -> dt.datetime:
     """When an imported table was taken: the text formats carry no time, so the file's own."""
     if mtime is None:
