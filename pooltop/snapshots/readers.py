@@ -350,22 +350,30 @@ def _mtime(path: str) -> float | None:
 def read_snapshots(path: str) -> list[Snapshot]:
     """Every snapshot in a file that is not a recording (recordings: use Recording, they are big)."""
     data = _read_bytes(path)
-    kind, text = _kind_of(path, data)
-    name = os.path.basename(path) or path
-    if kind is FileKind.RECORDING:
+    if data.startswith(SQLITE_MAGIC):
         from pooltop.record.store import Recording
 
         with Recording(path) as rec:
             return [snap for _, snap in rec.snapshots()]
+    return snapshots_from_bytes(data, path, _mtime(path))
+
+
+def snapshots_from_bytes(data: bytes, path: str = "input", mtime: float | None = None) -> list[Snapshot]:
+    """Every snapshot in a file's bytes (any kind but a recording, which SQLite reads from a file).
+    `path` names the file in errors; `mtime` stands in for the time that text formats lack."""
+    kind, text = _kind_of(path, data)
+    name = os.path.basename(path) or path
+    if kind is FileKind.RECORDING:
+        raise BadInput(f"{path} is a recording: read it from its file")
     if kind is FileKind.BUNDLE:
         return [_snapshot_from_bundle(path, data)]
     if kind is FileKind.SNAPSHOT_JSON:
         return [snapshot_from_json(_load_json(text, path), path)]
     if kind is FileKind.SNAPSHOT_CSV:
-        return [snapshot_from_csv(text, path, _mtime(path))]
+        return [snapshot_from_csv(text, path, mtime)]
     if kind is FileKind.POOLMON_LOG:
-        return parse_poolmon_log(text, _mtime(path), name)
-    return parse_poolused(text, _mtime(path), name)
+        return parse_poolmon_log(text, mtime, name)
+    return parse_poolused(text, mtime, name)
 
 
 #: what the snapshot.json of a bundle may inflate to. A zip can inflate a thousandfold (a 1.5 MB
