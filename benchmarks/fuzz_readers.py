@@ -168,7 +168,8 @@ def mutate_text(text: str, rng: random.Random) -> str:
 def _odd_value(rng: random.Random) -> Any:
     return rng.choice([None, True, -1, 0, 1 << 64, -(1 << 70), 1.5, 1e308, float("inf"), float("nan"), -0.0,
                        "", "x\ud800", "\x1b", [], {}, [1], {"a": 1}, "nonpaged", "slab",
-                       "2026-13-45T00:00:00Z", "pooltop.snapshot/1"])
+                       "2026-13-45T00:00:00Z", "9999-12-31T23:59:59-01:00",
+                       "0001-01-01T00:00:00+01:00", "pooltop.snapshot/1"])
 
 
 def mutate_json(data: bytes, rng: random.Random) -> bytes:

@@ -163,9 +163,11 @@ def _time(value: Any, name: str) -> dt.datetime:
         raise BadInput(f"{name}: taken_at is missing or not a string")
     try:
         when = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
     except ValueError:
         raise BadInput(f"{name}: taken_at {value!r:.40} is not an ISO 8601 time") from None
-    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+    except OverflowError:  # year 9999 an hour west of UTC is past what a datetime holds
+        raise BadInput(f"{name}: taken_at {value!r:.40} is out of range") from None
 
 
 def check_schema(schema: Any, name: str) -> None:

@@ -80,6 +80,15 @@ def test_lone_surrogates_never_crash_an_output(run, tmp_path) -> None:  # type: 
         assert "A\\\\ud800b" in z.read("snapshot.json").decode("utf-8")
 
 
+@pytest.mark.parametrize("when", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"])
+def test_times_past_what_a_datetime_holds_are_bad_input(tmp_path, when: str) -> None:  # type: ignore[no-untyped-def]
+    """Found by benchmarks/fuzz_readers.py: OverflowError from converting to UTC."""
+    doc = snapshot_doc()
+    doc["taken_at"] = when
+    with pytest.raises(BadInput, match="out of range"):
+        load_snapshot(write_json(tmp_path / "a.json", doc))
+
+
 # --- item 4: damaged and inflating bundles ----------------------------------------------------
 
 
