@@ -6,9 +6,9 @@ The readers: pooltop JSON and CSV snapshots, poolmon logs and screen copies, Win
 output (UTF-8, Latin-1 and UTF-16) and vendor bundles (the zip, and the JSON inside it), each
 through `snapshots_from_bytes`, kind detection included. Every snapshot read is then written the
 ways `import`, `diff` and `report` write it (JSON, CSV, text, a diff with itself, a one-snapshot
-report), all encoded as UTF-8 as a terminal or file would. Only pooltop's own errors (BadInput,
-PooltopError) may come out; anything else is a failure, and a case that runs longer than
---hang-s seconds a hang. Prints per reader: cases, read, refused cleanly, failures, hangs and the
+report, a report on a series of five), all encoded as UTF-8 as a terminal or file would. Only
+pooltop's own errors (BadInput, PooltopError) may come out; anything else is a failure, and a case
+that runs longer than --hang-s seconds a hang. Prints per reader: cases, read, refused cleanly, failures, hangs and the
 slowest case; exit 1 when anything failed or hung. --save writes each failing input to DIR.
 
 The inputs start from valid files (written by pooltop's writers and tests/data/import/) and are
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -38,8 +39,10 @@ from typing import Any
 
 from pooltop.errors import PooltopError
 from pooltop.model import CounterSet, HostInfo, Pool, Snapshot, Totals
+from pooltop.report.analysis import ReportThresholds
+from pooltop.report.render import render_json, render_text
 from pooltop.share.diff import RENDERERS, diff_snapshots
-from pooltop.share.series import render_single
+from pooltop.share.series import build_series_report, render_single
 from pooltop.snapshots.readers import snapshots_from_bytes
 from pooltop.snapshots.writers import FORMATTERS
 
@@ -238,7 +241,18 @@ def exercise(data: bytes) -> int:
             render(d, d.rows, 0).encode("utf-8")
         for fmt in ("text", "json"):
             render_single("fuzz.input", snap, fmt, 20).encode("utf-8")
+    if snaps:
+        # a series, as `pooltop report a b c d e` analyses it: what was read, five minutes apart
+        items = [(f"fuzz@{i}", dataclasses.replace(snaps[i % len(snaps)],
+                                                   taken_at=_EPOCH + dt.timedelta(minutes=i)))
+                 for i in range(5)]
+        rep = build_series_report(items, ReportThresholds(), "fuzz")
+        render_text(rep, True, 20).encode("utf-8")
+        render_json(rep, True, 20).encode("utf-8")
     return len(snaps)
+
+
+_EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass
