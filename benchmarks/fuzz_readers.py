@@ -8,8 +8,9 @@ through `snapshots_from_bytes`, kind detection included. Every snapshot read is 
 ways `import`, `diff` and `report` write it (JSON, CSV, text, a diff with itself, a one-snapshot
 report, a report on a series of five), all encoded as UTF-8 as a terminal or file would. Only
 pooltop's own errors (BadInput, PooltopError) may come out; anything else is a failure, and a case
-that runs longer than --hang-s seconds a hang. Prints per reader: cases, read, refused cleanly, failures, hangs and the
-slowest case; exit 1 when anything failed or hung. --save writes each failing input to DIR.
+that runs longer than --hang-s seconds a hang. Prints per reader: cases, read, refused cleanly,
+failures, hangs and the slowest case; exit 1 when anything failed or hung. --save writes each
+failing input to DIR.
 
 The inputs start from valid files (written by pooltop's writers and tests/data/import/) and are
 mutated at random: bytes flipped, slices cut or repeated, lines swapped, hostile tokens inserted
