@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import click
 
 from pooltop.errors import PooltopError
-from pooltop.model import Snapshot
+from pooltop.model import Snapshot, printable
 
 SNAPSHOT_REF_HELP = (
     "A snapshot file of any kind pooltop reads (JSON or CSV export, poolmon /n log, WinDbg !poolused "
@@ -19,7 +19,7 @@ SNAPSHOT_REF_HELP = (
 
 def _warn(snap: Snapshot, label: str) -> None:
     for w in snap.warnings:
-        click.echo(f"pooltop: warning: {label}: {w}", err=True)
+        click.echo(f"pooltop: warning: {printable(label)}: {printable(w)}", err=True)
 
 
 def _pair(first: str, second: str | None) -> tuple[tuple[str, Snapshot], tuple[str, Snapshot]]:
@@ -62,14 +62,16 @@ def diff(before: str, after: str | None, fmt: str, sort_key: str, top: int | Non
     Allocation counters are compared mod 2^32 where both sides have 32-bit counters.
     """
     from pooltop.clikit import emit_text
-    from pooltop.share.diff import RENDERERS, diff_snapshots, select_rows
+    from pooltop.share.diff import RENDERERS, diff_snapshots, select
 
     (la, a), (lb, b) = _pair(before, after)
     _warn(a, la)
     _warn(b, lb)
     d = diff_snapshots(a, b, la, lb)
-    rows = select_rows(d, sort_key, top, include_same, include, exclude)
-    hidden = len(d.rows) - len(rows)
+    if fmt != "text" or output is not None:  # the text on the terminal says it itself
+        for w in d.warnings:
+            click.echo(f"pooltop: warning: {printable(w)}", err=True)
+    rows, hidden = select(d, sort_key, top, include_same, include, exclude)
     emit_text(RENDERERS[fmt](d, rows, hidden), output)
 
 

@@ -21,6 +21,7 @@ from pooltop.errors import BadInput, PooltopError
 from pooltop.model import Pool, Snapshot, human_bytes
 from pooltop.report.analysis import CounterAnalysis, ReportThresholds, analyse
 from pooltop.report.render import REPORT_SCHEMA, Report, render_html, render_json, render_text
+from pooltop.snapshots.compat import require_one_kind
 from pooltop.snapshots.readers import FileKind, detect_kind, read_snapshots
 from pooltop.tagdb import OwnerCandidate
 from pooltop.tagdb.owners import snapshot_owner_lookup
@@ -46,6 +47,7 @@ def load_series(paths: Sequence[str]) -> list[tuple[str, Snapshot]]:
             items.append((path, snaps[0]))
         else:
             items.extend((f"{path}@{i}", s) for i, s in enumerate(snaps))
+    require_one_kind(items, "report on")
     items.sort(key=lambda item: item[1].taken_at)
     for (la, a), (lb, b) in itertools.pairwise(items):
         if a.taken_at == b.taken_at:
