@@ -28,6 +28,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--hours", type=float, default=24.0)
     ap.add_argument("--tags", type=int, default=3000)
+    ap.add_argument("--file", default=None, help="Keep the recording here; reuse it if it exists.")
     args = ap.parse_args()
     n, samples = args.tags, int(args.hours * 3600)
     rng = np.random.default_rng(0)
@@ -40,7 +41,7 @@ def main() -> None:
     leaking = rng.random(n) < 0.01
     host = HostInfo("bench", "Windows", "10.0.20348", "AMD64")
     t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    path = os.path.join(tempfile.mkdtemp(), "day.db")
+    path = args.file or os.path.join(tempfile.mkdtemp(), "day.db")
     insert_ns: list[int] = []
 
     def snapshot(step: int) -> Snapshot:
