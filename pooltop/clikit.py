@@ -63,8 +63,9 @@ def sort_order(ascending: bool, descending: bool) -> bool | None:
 
 
 def emit_text(text: str, output: str | None) -> None:
-    """Print to stdout, or write FILE atomically and say so on stderr (every command's -o)."""
-    if output is None:
+    """Print to stdout, or write FILE (see atomic_write) and say so on stderr (every command's -o;
+    `-o -` is standard output)."""
+    if output is None or output == "-":
         sys.stdout.write(text)
         sys.stdout.flush()
         return
