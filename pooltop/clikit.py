@@ -44,7 +44,7 @@ def table_options(command: Callable[..., None]) -> Callable[..., None]:
                      show_default=True),
         click.option("--ascending", is_flag=True,
                      help="Smallest first (names sort A-Z unless --descending)."),
-        click.option("--descending", is_flag=True, hidden=True),
+        click.option("--descending", is_flag=True, help="Largest first, names Z-A."),
         click.option("--top", "-n", type=click.IntRange(min=1), default=None, help="Only the first N rows."),
         click.option("--interval", type=Duration(), default=None,
                      help="Sample twice this far apart and include the change columns."),

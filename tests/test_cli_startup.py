@@ -65,3 +65,14 @@ def test_help_lists_the_commands_as_click_would() -> None:
         cli.format_commands(ctx, ours)
         click.Group.format_commands(cli, ctx, theirs)
         assert ours.getvalue() == theirs.getvalue() and "snapshot" in ours.getvalue()
+
+
+def test_every_option_a_help_text_names_is_listed() -> None:
+    """`--ascending` says "unless --descending": --help must show --descending too."""
+    for name in ("snapshot", "processes"):
+        command = cli.get_command(click.Context(cli), name)
+        assert command is not None
+        with click.Context(command, info_name=name) as ctx:
+            text = command.get_help(ctx)
+        assert "unless --descending" in " ".join(text.split()), name
+        assert any(line.split()[:1] == ["--descending"] for line in text.splitlines()), name
