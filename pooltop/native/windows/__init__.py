@@ -1,8 +1,8 @@
 """Windows kernel pool tags: WindowsSource, and the kernel module list the tag database scans.
 
-Importing this package loads no DLL and imports nothing Windows-only: layouts.py and sessions.py (pure decoders)
-is used and tested on Linux, and ntapi.py (ctypes) is imported only when a live source or the
-module list is asked for.
+Importing this package loads no DLL and imports nothing Windows-only: layouts.py and sessions.py
+(pure decoders) are used and tested on Linux, and ntapi.py (ctypes) is imported only when a live
+source or the module list is asked for.
 """
 
 from __future__ import annotations
