@@ -167,7 +167,11 @@ class CounterSet:
         return cached
 
     def per_alloc(self) -> npt.NDArray[np.float64]:
-        """Bytes per outstanding allocation (0 where nothing is outstanding)."""
+        """Bytes per outstanding allocation (0 where nothing is outstanding); a slab cache's object
+        size, which an empty cache has too."""
+        size = self.extra.get("object_size")
+        if size is not None:
+            return size.astype(np.float64)
         d = self.diff.astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             out = np.where(d > 0, self.bytes / np.where(d > 0, d, 1.0), 0.0)

@@ -61,7 +61,7 @@ def diff(before: str, after: str | None, fmt: str, sort_key: str, top: int | Non
     rec.db@-1 the last). A lone recording (or multi-table log) compares its first and last.
     Allocation counters are compared mod 2^32 where both sides have 32-bit counters.
     """
-    from pooltop.cli import emit_text
+    from pooltop.clikit import emit_text
     from pooltop.share.diff import RENDERERS, diff_snapshots, select
 
     (la, a), (lb, b) = _pair(before, after)
@@ -87,7 +87,7 @@ def import_command(source: str, fmt: str, output: str | None) -> None:
     FILE@INDEX picks one table of a file that holds several (0 the first, -1 the last; the last
     by default). Lines that are not part of a table are counted and reported on standard error.
     """
-    from pooltop.cli import emit_text
+    from pooltop.clikit import emit_text
     from pooltop.snapshots.readers import load_snapshot
     from pooltop.snapshots.writers import FORMATTERS
 
@@ -121,11 +121,11 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
     allocation stacks (xperf/WPR on Windows, bpftrace/perf on Linux) and a README for the
     recipient. Without --snapshot, the snapshot is taken now.
     """
-    from pooltop.cli import owner_lookup
     from pooltop.report.analysis import ReportThresholds
     from pooltop.report.render import build_report
     from pooltop.share.bundle import BundleInputs, make_bundle
     from pooltop.snapshots.readers import load_snapshot
+    from pooltop.tagdb.owners import snapshot_owner_lookup
 
     out_abs = os.path.abspath(output)
     for given in (recording, snapshot_ref):
@@ -140,7 +140,7 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
     report = None
     rec_owners = None
     if recording is not None:
-        from pooltop.record.store import Recording
+        from pooltop.record import Recording
 
         report = build_report(recording, ReportThresholds())
         with Recording(recording) as rec:
@@ -151,7 +151,7 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
         report=report,
         recording_name=os.path.basename(recording) if recording else None,
         tags=tuple(tags),
-        owners=owner_lookup(snap, tagfiles),
+        owners=snapshot_owner_lookup(snap, tagfiles),
         recording_owners=rec_owners,
         max_suspects=top,
     )
@@ -166,7 +166,7 @@ def _live_or_recorded(recording: str | None, root: str | None) -> tuple[Snapshot
     from pooltop.native import open_source
 
     def recorded(reason: str) -> tuple[Snapshot, str]:
-        from pooltop.record.store import Recording
+        from pooltop.record import Recording
 
         assert recording is not None
         click.echo(f"pooltop: {reason}; using the recording's last sample", err=True)
@@ -181,7 +181,7 @@ def _live_or_recorded(recording: str | None, root: str | None) -> tuple[Snapshot
             raise
         return recorded(f"no live snapshot ({e})")
     if recording is not None:
-        from pooltop.record.store import read_info
+        from pooltop.record import read_info
 
         info = read_info(recording)
         if (info.source, info.host.name) != (snap.source, snap.host.name):

@@ -24,6 +24,7 @@ from pooltop.report.render import REPORT_SCHEMA, Report, render_html, render_jso
 from pooltop.snapshots.compat import require_one_kind
 from pooltop.snapshots.readers import FileKind, detect_kind, read_snapshots
 from pooltop.tagdb import OwnerCandidate
+from pooltop.tagdb.owners import snapshot_owner_lookup
 
 FILE_TIME_SOURCES = ("poolmon-log", "windbg-poolused")
 SINGLE_POINT_NOTE = (
@@ -64,9 +65,7 @@ def load_series(paths: Sequence[str]) -> list[tuple[str, Snapshot]]:
 
 def _owners(snap: Snapshot, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], list[OwnerCandidate]]:
     try:
-        from pooltop.cli import owner_lookup
-
-        lookup = owner_lookup(snap)
+        lookup = snapshot_owner_lookup(snap)
         return {k: list(lookup(k[0], Pool(k[1]))) for k in keys}
     except PooltopError:
         return {}

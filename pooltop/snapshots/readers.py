@@ -353,7 +353,7 @@ def read_snapshots(path: str) -> list[Snapshot]:
     """Every snapshot in a file that is not a recording (recordings: use Recording, they are big)."""
     data = _read_bytes(path)
     if data.startswith(SQLITE_MAGIC):
-        from pooltop.record.store import Recording
+        from pooltop.record import Recording
 
         with Recording(path) as rec:
             return [snap for _, snap in rec.snapshots()]
@@ -469,7 +469,7 @@ def parse_ref(text: str) -> SnapshotRef:
 def count_snapshots(path: str) -> int:
     """How many snapshots a file holds (a recording: its samples)."""
     if detect_kind(path) is FileKind.RECORDING:
-        from pooltop.record.store import read_info
+        from pooltop.record import read_info
 
         return read_info(path).samples
     return len(read_snapshots(path))
@@ -479,7 +479,7 @@ def load_ref(ref: SnapshotRef) -> Snapshot:
     """The snapshot a reference names. A file with several and no index gives its last one."""
     index = -1 if ref.index is None else ref.index
     if detect_kind(ref.path) is FileKind.RECORDING:
-        from pooltop.record.store import Recording
+        from pooltop.record import Recording
 
         with Recording(ref.path) as rec:
             return rec.snapshot_at(index)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy.typing as npt
@@ -33,35 +33,10 @@ from pooltop.model import (
 )
 from pooltop.snapshots.texttable import TextColumn, table_lines
 from pooltop.tagdb import OwnerCandidate
+from pooltop.tagdb.owners import OwnerLookup, candidate_to_json
 from pooltop.tracking import Deltas, IndexArray, LeakLevel, LeakScores
 
-OwnerLookup = Callable[[str, Pool], Sequence[OwnerCandidate]]
-
 FORMATS = ("text", "json", "csv")
-
-
-def _owner_json(c: OwnerCandidate) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "owner": c.owner,
-        "description": c.description,
-        "source": c.source,
-        "confidence": c.confidence,
-    }
-    if c.driver is not None:
-        d = c.driver
-        out["driver"] = {
-            k: v
-            for k, v in {
-                "path": d.path,
-                "file_version": d.file_version,
-                "company": d.company,
-                "product": d.product,
-                "signed": d.signed,
-                "arch": d.arch,
-            }.items()
-            if v is not None
-        }
-    return out
 
 
 def _rows(counters: CounterSet, rows: IndexArray | None) -> list[int]:
@@ -108,7 +83,7 @@ def snapshot_to_json(
         if owners is not None:
             found = owners(tag, pool)
             if found:
-                item["owners"] = [_owner_json(o) for o in found]
+                item["owners"] = [candidate_to_json(o) for o in found]
         counters.append(item)
     out: dict[str, Any] = {
         "schema": SNAPSHOT_SCHEMA,

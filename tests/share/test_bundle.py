@@ -13,7 +13,7 @@ from helpers import DATA, make_snapshot
 
 from pooltop.errors import PooltopError
 from pooltop.model import Pool
-from pooltop.record.store import RecordingWriter
+from pooltop.record import RecordingWriter
 from pooltop.report.analysis import ReportThresholds
 from pooltop.report.render import build_report
 from pooltop.share.bundle import BundleInputs, BundlePart, assemble, make_bundle, write_bundle

@@ -12,7 +12,7 @@ import pytest
 from helpers import DATA, make_snapshot
 
 from pooltop.model import Pool
-from pooltop.record.store import RecordingWriter
+from pooltop.record import RecordingWriter
 from pooltop.share.diff import diff_snapshots, render_text, select_rows
 from pooltop.snapshots.writers import format_csv, format_json
 

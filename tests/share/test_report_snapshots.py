@@ -10,7 +10,7 @@ from pathlib import Path
 from helpers import DATA, make_snapshot
 
 from pooltop.model import Pool
-from pooltop.record.store import RecordingWriter
+from pooltop.record import RecordingWriter
 from pooltop.snapshots.writers import format_csv, format_json
 
 NP, PG = int(Pool.NONPAGED), int(Pool.PAGED)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from pooltop.errors import BadInput, PooltopError
 from pooltop.model import CounterSet, HostInfo, Pool, Snapshot, Totals, escape_tag
-from pooltop.record.store import RecordingWriter
+from pooltop.record import RecordingWriter
 from pooltop.snapshots.readers import (
     EXPORT_DIR_ENV,
     EXPORT_FORMAT_ENV,
