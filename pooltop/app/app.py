@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from textual import on
@@ -40,10 +39,8 @@ from pooltop.judge import LeakLevel
 from pooltop.model import COLUMN_BY_KEY, Pool, Totals
 from pooltop.native import Source
 from pooltop.processes.verdict import Verdict
-from pooltop.tagdb import OwnerCandidate
+from pooltop.tagdb.owners import OwnerLookup
 from pooltop.tracking import Tracker
-
-OwnerLookup = Callable[[str, Pool], Sequence[OwnerCandidate]]
 
 #: the intervals + and - step through (seconds)
 INTERVALS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 30.0, 60.0)

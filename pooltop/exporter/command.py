@@ -10,6 +10,7 @@ import ipaddress
 import signal
 import threading
 from collections.abc import Sequence
+from functools import partial
 from types import FrameType
 
 import click
@@ -94,7 +95,6 @@ def serve(
     the live view and `report` show for the same samples), over --leak-window. Stops cleanly on
     SIGTERM or Ctrl-C.
     """
-    from pooltop.cli import owner_lookup
     from pooltop.errors import PooltopError
 
     try:
@@ -109,9 +109,8 @@ def serve(
         if e.name != "prometheus_client":
             raise
         raise PooltopError("pooltop serve needs prometheus-client (pip install prometheus-client)") from None
-    from pooltop.model import Snapshot
     from pooltop.native import open_source
-    from pooltop.snapshots.writers import OwnerLookup
+    from pooltop.tagdb.owners import snapshot_owner_lookup
 
     host, port = listen
     if not is_loopback(host):
@@ -119,9 +118,6 @@ def serve(
                    f"that can reach it, without authentication (the default is {DEFAULT_LISTEN})")
     options = ExportOptions(interval=interval, top=top, max_watch=max_watch,
                             thresholds=thresholds or JudgeThresholds())
-
-    def owners(snap: Snapshot) -> OwnerLookup:
-        return owner_lookup(snap, tagfiles)
 
     stop = threading.Event()
 
@@ -138,7 +134,7 @@ def serve(
         previous = {sig: signal.signal(sig, on_signal) for sig in handled}
     try:
         with open_source(root=root) as source:
-            exporter = PoolExporter(source, options, owners)
+            exporter = PoolExporter(source, options, partial(snapshot_owner_lookup, tagfiles=tagfiles))
             serve_until(exporter, host, port, stop, on_ready)
     finally:
         for sig, handler in previous.items():

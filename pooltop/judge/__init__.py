@@ -10,13 +10,39 @@ pairs, growth per third of the series), decide (decide.py: thresholds -> levels)
 reasons). thresholds.py holds the levels and the one dataclass of numbers.
 """
 
-from pooltop.judge.decide import under_memory_pressure
-from pooltop.judge.evidence import Evidence, measure_counts, measure_series, segments
-from pooltop.judge.judgement import Judgement, Judgements, judge_evidence, judge_matrix, judge_series
-from pooltop.judge.reclaim import reclaimable_rows
-from pooltop.judge.thresholds import JudgeThresholds, LeakLevel
-from pooltop.judge.trend import robust_r2, theil_sen_rising, theil_sen_slopes, trend_rows
-from pooltop.judge.words import RECLAIMABLE, seconds_text, too_few_samples
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pooltop.judge.decide import under_memory_pressure
+    from pooltop.judge.evidence import Evidence, measure_counts, measure_series, segments
+    from pooltop.judge.judgement import Judgement, Judgements, judge_evidence, judge_matrix, judge_series
+    from pooltop.judge.reclaim import reclaimable_rows
+    from pooltop.judge.thresholds import JudgeThresholds, LeakLevel, seconds_text
+    from pooltop.judge.trend import robust_r2, theil_sen_rising, theil_sen_slopes, trend_rows
+    from pooltop.judge.words import RECLAIMABLE, too_few_samples
+
+#: where each name lives: loaded on first use, so `pooltop --help` (whose options show the
+#: thresholds' defaults) starts without numpy
+_HOME = {
+    "JudgeThresholds": "thresholds", "LeakLevel": "thresholds",
+    "under_memory_pressure": "decide",
+    "Evidence": "evidence", "measure_counts": "evidence", "measure_series": "evidence",
+    "segments": "evidence",
+    "Judgement": "judgement", "Judgements": "judgement", "judge_evidence": "judgement",
+    "judge_matrix": "judgement", "judge_series": "judgement",
+    "reclaimable_rows": "reclaim",
+    "robust_r2": "trend", "theil_sen_rising": "trend", "theil_sen_slopes": "trend", "trend_rows": "trend",
+    "RECLAIMABLE": "words", "seconds_text": "thresholds", "too_few_samples": "words",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'pooltop.judge' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"pooltop.judge.{home}"), name)
+
 
 __all__ = [
     "RECLAIMABLE",

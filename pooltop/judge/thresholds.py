@@ -10,6 +10,15 @@ import enum
 from dataclasses import dataclass, fields
 
 
+def seconds_text(s: float) -> str:
+    """A duration as the judge words it: 45 s, 3 min, 2.5 h."""
+    if s >= 7200:
+        return f"{s / 3600:.1f} h"
+    if s >= 120:
+        return f"{s / 60:.0f} min"
+    return f"{s:.0f} s"
+
+
 class LeakLevel(enum.IntEnum):
     """How much a counter looks like a leak; ordered, so max() and sorting work."""
 

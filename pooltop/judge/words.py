@@ -4,16 +4,8 @@ from __future__ import annotations
 
 from pooltop.judge.decide import Criteria
 from pooltop.judge.evidence import Evidence
-from pooltop.judge.thresholds import JudgeThresholds, LeakLevel
+from pooltop.judge.thresholds import JudgeThresholds, LeakLevel, seconds_text
 from pooltop.model import human_bytes
-
-
-def seconds_text(s: float) -> str:
-    if s >= 7200:
-        return f"{s / 3600:.1f} h"
-    if s >= 120:
-        return f"{s / 60:.0f} min"
-    return f"{s:.0f} s"
 
 
 def too_few_samples(th: JudgeThresholds) -> str:
