@@ -38,6 +38,8 @@ _VALUE_COLUMNS = {"allocs": "allocs", "frees": "frees", "diff": "diff", "bytes":
 _CHANGE_COLUMNS = {"d_allocs": "allocs", "d_frees": "frees", "d_diff": "diff", "d_bytes": "bytes"}
 _LEVEL_TEXT = {LeakLevel.STABLE: "", LeakLevel.WATCH: "watch", LeakLevel.SUSPECT: "suspect",
                LeakLevel.LEAK: "LEAK"}
+#: after the level, by the row's reclaimable flag: "~" marks memory the kernel frees under pressure
+_RECLAIM_MARK = ("", "~")
 _LEVEL_CLASS = {LeakLevel.WATCH: "pool-table--watch", LeakLevel.SUSPECT: "pool-table--suspect",
                 LeakLevel.LEAK: "pool-table--leak"}
 _STATE_CLASS = {2: "pool-table--up", 1: "pool-table--up-faded", -1: "pool-table--down-faded",
@@ -649,8 +651,7 @@ class PoolTable(ScrollView, can_focus=True):
             elif kind is _Cell.OWNER:
                 text = fit(self.model.owners.text(inputs[_IN_TAG], inputs[_IN_POOL]), w)
             elif kind is _Cell.LEAK:
-                # "~": reclaimable memory (the kernel frees it under pressure): at most watch
-                text = fit(_LEVEL_TEXT[level] + ("~" if inputs[_IN_RECLAIM] else ""), w)
+                text = fit(_LEVEL_TEXT[level] + _RECLAIM_MARK[inputs[_IN_RECLAIM]], w)
                 if level is not LeakLevel.STABLE:
                     style = combo(level, cursor, "pool-table--level-label")
             elif kind is _Cell.POOL:
