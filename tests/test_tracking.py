@@ -242,3 +242,26 @@ def test_tracker_slopes_are_computed_on_demand_and_agree() -> None:
     assert one_by_one == {"Fast": pytest.approx(300_000), "Slow": pytest.approx(1_000), "Flat": 0.0}
     assert {t: float(leak.slope[i]) for t, i in rows.items()} == one_by_one
     assert not leak.slope.flags.writeable
+
+
+def test_a_pause_longer_than_three_intervals_starts_the_leak_window_anew() -> None:
+    th = JudgeThresholds(suspect_window_s=5, leak_window_s=10)
+    tr = Tracker(th)
+    for i in range(20):
+        sample = tr.update(make_snapshot([("Leak", NP, 0, 0, 100_000 * i)], float(i), diff=[0]))
+    assert sample.leak.level(0) is LeakLevel.LEAK and tr.window_samples == 11
+    # a suspended machine: 60 s without samples, then the same counter, still growing
+    sample = tr.update(make_snapshot([("Leak", NP, 0, 0, 100_000 * 20)], 80.0, diff=[0]))
+    assert tr.window_samples == 1 and sample.leak.level(0) is LeakLevel.STABLE
+    assert sample.leak.reasons(0) == ("too few samples for a verdict (at least 5)",)
+    assert sample.interval.bytes.tolist() == [100_000]  # deltas still span the pause
+
+
+def test_a_fast_refresh_keeps_the_window_bounded() -> None:
+    th = JudgeThresholds(suspect_window_s=5, leak_window_s=10, max_window_samples=21)
+    tr = Tracker(th)
+    for i in range(400):  # ten samples a second for 40 s
+        sample = tr.update(make_snapshot([("Leak", NP, 0, 0, 10_000 * i)], i / 10, diff=[0]))
+    assert tr.window_samples <= th.max_window_samples + 3  # not the 101 samples of the last 10 s
+    assert sample.leak.level(0) is LeakLevel.LEAK
+    assert 9.9 <= float(sample.leak.evidence.span_s[0]) <= 10.6

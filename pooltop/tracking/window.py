@@ -31,7 +31,9 @@ class LeakWindow:
 
     def __init__(self, thresholds: JudgeThresholds) -> None:
         self.thresholds = thresholds
-        cap = thresholds.max_window_samples + 1
+        # Samples at least min_interval_s apart over leak_window_s, the one before, the newest (which
+        # a faster sample replaces) and a spare: the buffers never drop a sample on their own.
+        cap = thresholds.max_window_samples + 3
         self.values = SeriesBuffer(cap, np.float32, thin=False, headroom=1.25)
         self.signs = SeriesBuffer(cap, np.int8, thin=False, fill=0, headroom=1.25)
         self.ups = np.zeros(0, dtype=np.int64)
@@ -72,14 +74,17 @@ class LeakWindow:
         if self._memory:
             self._memory.pop()
 
+    def _drop_first(self) -> None:
+        leaving = self.signs.values[0]
+        self.ups -= leaving > 0
+        self.downs -= leaving < 0
+        self.signs.drop_first()
+        self.values.drop_first()
+
     def _drop_oldest(self, t: float) -> None:
         horizon = t - self.thresholds.leak_window_s
         while len(self.values) >= 2 and self.values.times[1] <= horizon:
-            leaving = self.signs.values[0]
-            self.ups -= leaving > 0
-            self.downs -= leaving < 0
-            self.signs.drop_first()
-            self.values.drop_first()
+            self._drop_first()
         while len(self._memory) > 1 and self._memory[1][0] <= horizon:
             self._memory.popleft()
 
@@ -97,8 +102,12 @@ class LeakWindow:
         self.signs.realign(mapping, n)
         if self._gap_before(t):
             self._clear()
-        elif len(self.values) >= 2 and t - float(self.values.times[-2]) < self.thresholds.min_interval_s:
+        elif len(self.values) >= 2 and (float(self.values.times[-1]) - float(self.values.times[-2])
+                                         < self.thresholds.min_interval_s):
+            # The newest is too close to the one before it to be kept: this sample takes its place.
             self._drop_newest()
+        if len(self.values) == self.values.capacity:  # uneven sampling: make room, counts and all
+            self._drop_first()
         if len(self.values):
             step = np.where(self.age > 0, np.sign(bytes_ - self._last), 0).astype(np.int8)
             self.signs.append(t, step)
