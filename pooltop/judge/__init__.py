@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pooltop.judge.decide import under_memory_pressure
-    from pooltop.judge.evidence import Evidence, measure_counts, measure_series, segments
+    from pooltop.judge.evidence import Evidence, measure_counts, measure_series, segments, usual_interval
     from pooltop.judge.judgement import Judgement, Judgements, judge_evidence, judge_matrix, judge_series
     from pooltop.judge.reclaim import reclaimable_rows
     from pooltop.judge.thresholds import JudgeThresholds, LeakLevel, seconds_text
@@ -28,7 +28,7 @@ _HOME = {
     "JudgeThresholds": "thresholds", "LeakLevel": "thresholds",
     "under_memory_pressure": "decide",
     "Evidence": "evidence", "measure_counts": "evidence", "measure_series": "evidence",
-    "segments": "evidence",
+    "segments": "evidence", "usual_interval": "evidence",
     "Judgement": "judgement", "Judgements": "judgement", "judge_evidence": "judgement",
     "judge_matrix": "judgement", "judge_series": "judgement",
     "reclaimable_rows": "reclaim",
@@ -65,4 +65,5 @@ __all__ = [
     "too_few_samples",
     "trend_rows",
     "under_memory_pressure",
+    "usual_interval",
 ]

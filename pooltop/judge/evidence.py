@@ -265,6 +265,15 @@ def _thirds(t_p: FloatArray, v_p: FloatArray, t_first: FloatArray, t_last: Float
     return np.nan_to_num(out, nan=0.0)
 
 
+def usual_interval(steps: FloatArray) -> float:
+    """The median sampling interval (np.partition: a refresh of the live window asks every time)."""
+    n = len(steps)
+    if n == 0:
+        return 0.0
+    middle = np.partition(steps, [(n - 1) // 2, n // 2])
+    return float(middle[(n - 1) // 2] + middle[n // 2]) / 2
+
+
 def segments(times: FloatArray, gap_intervals: float) -> list[tuple[int, int]]:
     """[start, end) sample ranges between gaps: a pause longer than `gap_intervals` times the median
     sampling interval splits the series (a suspended machine or a recording resumed later)."""
@@ -272,7 +281,7 @@ def segments(times: FloatArray, gap_intervals: float) -> list[tuple[int, int]]:
     if t_count < 3:
         return [(0, t_count)] if t_count else []
     steps = np.diff(times)
-    usual = float(np.median(steps))
+    usual = usual_interval(steps)
     if usual <= 0:
         return [(0, t_count)]
     cuts = (np.flatnonzero(steps > gap_intervals * usual) + 1).tolist()

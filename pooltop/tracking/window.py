@@ -14,7 +14,14 @@ from collections import deque
 
 import numpy as np
 
-from pooltop.judge import Judgements, JudgeThresholds, judge_evidence, measure_counts, under_memory_pressure
+from pooltop.judge import (
+    Judgements,
+    JudgeThresholds,
+    judge_evidence,
+    measure_counts,
+    under_memory_pressure,
+    usual_interval,
+)
 from pooltop.model import Int64Array
 from pooltop.tracking.deltas import BoolArray, IndexArray, is_identity
 from pooltop.tracking.history import SeriesBuffer
@@ -51,7 +58,7 @@ class LeakWindow:
         if len(times) < 2:
             return False
         steps = np.append(np.diff(times), t - times[-1])
-        usual = float(np.median(steps))
+        usual = usual_interval(steps)
         return usual > 0 and t - float(times[-1]) > self.thresholds.gap_intervals * usual
 
     def _clear(self) -> None:
