@@ -19,8 +19,10 @@ from pooltop.errors import PooltopError
 
 if TYPE_CHECKING:  # only for annotations: `pooltop --help` loads neither numpy nor the tag database
     from pooltop.model import Snapshot
+    from pooltop.native import Source
     from pooltop.record.formats import OwnerLookup
     from pooltop.tagdb import OwnerCandidate
+    from pooltop.tracking import Deltas
 
 SORT_CHOICES = ("tag", "allocs", "frees", "diff", "bytes", "peralloc", "dallocs", "dfrees", "ddiff", "dbytes")
 POOL_CHOICES = ("paged", "nonpaged", "session", "slab", "all")  # "process" rows live in `pooltop processes`
@@ -143,7 +145,6 @@ def snapshot(
     from pooltop.native import open_source
     from pooltop.query import SORT_KEYS, head_rows, select_rows, sort_rows
     from pooltop.record.formats import FORMATTERS
-    from pooltop.tracking import Tracker
 
     # Check the words before sampling: a usage error should not wait out --interval first.
     key = sort_key or ("dbytes" if interval is not None else "bytes")
@@ -152,23 +153,33 @@ def snapshot(
     order = sort_order(ascending, descending)
     pool_filter = None if not pools or "all" in pools else [Pool.parse(p) for p in pools]
     with open_source(root=root) as source:
-        tracker = Tracker()
-        sample = tracker.update(source.sample())
-        if interval is not None:
-            time.sleep(interval)
-            sample = tracker.update(source.sample())
-    for warning in sample.snapshot.warnings:
+        snap, changes = _take_samples(source, interval)
+    for warning in snap.warnings:
         click.echo(f"pooltop: warning: {warning}", err=True)
-    changes = sample.interval if interval is not None else None
-    counters = sample.counters
+    counters = snap.counters
     rows = select_rows(counters, include, exclude, pool_filter)
     if top is not None:
         rows = head_rows(counters, key, top, order, changes, rows)
     else:
         rows = sort_rows(counters, key, order, changes, rows)
-    owners = owner_lookup(sample.snapshot, tagfiles)
-    text = FORMATTERS[fmt](sample.snapshot, rows, changes=changes, owners=owners)
+    owners = owner_lookup(snap, tagfiles)
+    text = FORMATTERS[fmt](snap, rows, changes=changes, owners=owners)
     emit_text(text, output)
+
+
+def _take_samples(source: Source, interval: float | None) -> tuple[Snapshot, Deltas | None]:
+    """One snapshot; or, with --interval, the second of two and the change between them (only then
+    is the tracking code loaded: a plain snapshot starts faster without it)."""
+    first = source.sample()
+    if interval is None:
+        return first, None
+    from pooltop.tracking import Tracker
+
+    tracker = Tracker()
+    tracker.update(first)
+    time.sleep(interval)
+    sample = tracker.update(source.sample())
+    return sample.snapshot, sample.interval
 
 
 def owner_lookup(snap: Snapshot, tagfiles: Sequence[str] = ()) -> OwnerLookup:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -259,6 +258,11 @@ def read_slub_aliases(sys_root: str = "/sys") -> dict[str, tuple[str, ...]]:
     return out
 
 
+def _gethostname() -> str:
+    # gethostname(2) on Linux is uname's nodename; os.uname spares `pooltop snapshot` the socket module.
+    return os.uname().nodename
+
+
 def _read_text(path: str) -> str:
     with open(path, encoding="utf-8", errors="replace") as f:
         return f.read()
@@ -276,13 +280,13 @@ class LinuxSource(Source):
         *,
         alias_refresh_s: float = 30.0,
         monotonic_ns: Callable[[], int] = time.monotonic_ns,
-        hostname: Callable[[], str] = socket.gethostname,
+        hostname: Callable[[], str] | None = None,
     ) -> None:
         self.proc_root = proc_root
         self.sys_root = sys_root
         self._alias_refresh_ns = int(alias_refresh_s * 1e9)
         self._monotonic_ns = monotonic_ns
-        self._hostname = hostname
+        self._hostname = hostname or _gethostname
         self._aliases: dict[str, tuple[str, ...]] = {}
         self._aliases_at: int | None = None
         # Host name, kernel release and build, read again every alias_refresh_s (a live view asks

@@ -11,8 +11,8 @@ import numpy as np
 
 from pooltop.model import Column, ColumnKind, CounterSet, Snapshot
 from pooltop.processes.source import UNKNOWN, ProcessOS, process_os
-from pooltop.query import SORT_KEYS, sort_rows
-from pooltop.tracking import Deltas, IndexArray, order_rows
+from pooltop.query import SORT_KEYS, order_rows, sort_rows
+from pooltop.tracking import Deltas, IndexArray
 
 
 @dataclass(frozen=True)
