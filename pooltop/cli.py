@@ -20,8 +20,6 @@ from pooltop.errors import PooltopError
 if TYPE_CHECKING:  # only for annotations: `pooltop --help` loads neither numpy nor the tag database
     from pooltop.model import Snapshot
     from pooltop.native import Source
-    from pooltop.record.formats import OwnerLookup
-    from pooltop.tagdb import OwnerCandidate
     from pooltop.tracking import Deltas
 
 SORT_CHOICES = ("tag", "allocs", "frees", "diff", "bytes", "peralloc", "dallocs", "dfrees", "ddiff", "dbytes")
@@ -33,9 +31,9 @@ POOL_CHOICES = ("paged", "nonpaged", "session", "slab", "all")  # "process" rows
 LAZY_COMMANDS = {
     "processes": "pooltop.processes.command:processes",
     "doctor": "pooltop.processes.command:doctor",
-    "record": "pooltop.record.cli:record",
-    "report": "pooltop.record.cli:report",
-    "view": "pooltop.record.cli:view",
+    "record": "pooltop.record.command:record",
+    "report": "pooltop.report.command:report",
+    "view": "pooltop.app.command:view",
     "diff": "pooltop.share.cli:diff",
     "import": "pooltop.share.cli:import_command",
     "bundle": "pooltop.share.cli:bundle",
@@ -144,7 +142,8 @@ def snapshot(
     from pooltop.model import Pool
     from pooltop.native import open_source
     from pooltop.query import SORT_KEYS, head_rows, select_rows, sort_rows
-    from pooltop.record.formats import FORMATTERS
+    from pooltop.snapshots.writers import FORMATTERS
+    from pooltop.tagdb.owners import snapshot_owner_lookup
 
     # Check the words before sampling: a usage error should not wait out --interval first.
     key = sort_key or ("dbytes" if interval is not None else "bytes")
@@ -162,7 +161,7 @@ def snapshot(
         rows = head_rows(counters, key, top, order, changes, rows)
     else:
         rows = sort_rows(counters, key, order, changes, rows)
-    owners = owner_lookup(snap, tagfiles)
+    owners = snapshot_owner_lookup(snap, tagfiles)
     text = FORMATTERS[fmt](snap, rows, changes=changes, owners=owners)
     emit_text(text, output)
 
@@ -180,28 +179,6 @@ def _take_samples(source: Source, interval: float | None) -> tuple[Snapshot, Del
     time.sleep(interval)
     sample = tracker.update(source.sample())
     return sample.snapshot, sample.interval
-
-
-def owner_lookup(snap: Snapshot, tagfiles: Sequence[str] = ()) -> OwnerLookup:
-    """Who owns each row of `snap`: pooltag.txt / localtag.txt / the overlay, and on Linux the slab
-    descriptions with the cache's SLUB alias group."""
-    from pooltop.model import Pool
-    from pooltop.tagdb.resolve import TagDatabase
-
-    slab = snap.source == "linux-slab"
-    if slab:
-        db = TagDatabase.load(tagfiles, slabs=True)
-    else:
-        from pooltop.tagdb.scanner import cached_owner_candidates
-
-        # what an earlier `pooltop tags scan` found stays an answer (read from its cache, no rescan)
-        db = TagDatabase.load(tagfiles, scan=cached_owner_candidates())
-    aliases = snap.aliases
-
-    def lookup(tag: str, pool: Pool) -> Sequence[OwnerCandidate]:
-        return db.candidates(tag, aliases.get(tag, ()) if pool is Pool.SLAB else ())
-
-    return lookup
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -407,7 +407,13 @@ def printable(text: str) -> str:
     from the kernel, files and replayed data may not be."""
     if text.isprintable():
         return text
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text.translate(_CONTROL))
+    return escape_surrogates(text.translate(_CONTROL))
+
+
+def escape_surrogates(text: str) -> str:
+    """Lone surrogates as \\uNNNN, the rest as is: a string from JSON ("\\ud800") or a
+    surrogateescape'd name that must become UTF-8 (a file, a terminal, SQLite)."""
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def unescape_tag(text: str) -> bytes:

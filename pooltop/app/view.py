@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +18,8 @@ import numpy.typing as npt
 from pooltop.model import CounterSet, Pool, printable
 from pooltop.query import SORT_KEYS, compile_pattern, sort_rows, stable_head
 from pooltop.tagdb import OwnerCandidate
+from pooltop.tagdb.owners import OwnerLookup
 from pooltop.tracking import Deltas, IndexArray, LeakLevel, TrackedSample, align
-
-OwnerLookup = Callable[[str, Pool], Sequence[OwnerCandidate]]
 
 #: table column key -> sort name (query.SORT_KEYS plus the UI-only "pool", "owner" and "leak").
 COLUMN_SORT: dict[str, str] = {

@@ -26,13 +26,11 @@ import numpy.typing as npt
 
 from pooltop.model import CounterSet, HostInfo, Int64Array, Pool, Snapshot, Totals, printable
 from pooltop.query import head_rows
-from pooltop.record.formats import OwnerLookup
+from pooltop.tagdb.owners import OwnerLookup, OwnerLookupFactory
 from pooltop.tracking import IndexArray, LeakLevel, LeakThresholds, TrackedSample, Tracker, align
 
 #: (tag, pool) -> the owner label value ("" when nothing is known)
 OwnerName = Callable[[str, Pool], str]
-#: builds an owner lookup for a snapshot's source (pooltop.cli.owner_lookup by default)
-OwnerLookupFactory = Callable[[Snapshot], OwnerLookup]
 
 
 def select_exported(

@@ -21,9 +21,10 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CollectorRegistry, ProcessCollector, make_wsgi_app
 
 from pooltop.errors import PooltopError
-from pooltop.exporter.frame import FrameBuilder, OwnerLookupFactory
+from pooltop.exporter.frame import FrameBuilder
 from pooltop.exporter.metrics import ExporterState, PoolCollector
 from pooltop.native import Source
+from pooltop.tagdb.owners import OwnerLookupFactory
 from pooltop.tracking import LeakThresholds
 
 
