@@ -133,13 +133,14 @@ def _parse_body_lines(data: bytes) -> SlabTable:
             continue
         head, *fields = line.rsplit(None, _DATA_FIELDS - 1)
         numbers = _slab_numbers(lineno, line, fields)
-        if len(head.split()) > 1:
+        name = head.split()
+        if len(name) > 1:
             # The name itself holds white space (a CR, say): the numbers are sound, the name cannot
             # be told apart from the columns, so this one row is left out rather than the file.
-            shown = printable(head.decode("utf-8", "replace"))
+            shown = printable(head.strip().decode("utf-8", "replace"))
             skipped.append(f"slabinfo line {lineno}: cache name '{shown}' holds white space; row left out")
             continue
-        names.append(head.decode("utf-8", "replace"))
+        names.append(name[0].decode("utf-8", "replace"))
         for col, value in zip(cols, numbers, strict=True):
             col.append(value)
     return SlabTable.from_columns(tuple(names), cols, tuple(skipped))
