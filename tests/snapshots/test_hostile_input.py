@@ -89,6 +89,23 @@ def test_times_past_what_a_datetime_holds_are_bad_input(tmp_path, when: str) -> 
         load_snapshot(write_json(tmp_path / "a.json", doc))
 
 
+@pytest.mark.parametrize("uptime", [float("nan"), float("inf")])
+def test_an_uptime_that_is_not_a_number_is_no_uptime(run, tmp_path, uptime: float) -> None:  # type: ignore[no-untyped-def]
+    """Found by benchmarks/fuzz_readers.py: NaN read from lenient JSON made `report --format json`
+    fail (strict JSON has no NaN)."""
+    doc = snapshot_doc()
+    doc["host"]["uptime_s"] = uptime
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(doc))  # Python writes NaN and Infinity, as lenient writers do
+    assert load_snapshot(str(path)).host.uptime_s is None
+    b = tmp_path / "b.json"
+    doc["taken_at"] = "2026-01-02T04:04:05Z"
+    b.write_text(json.dumps(doc))
+    code, out, err = run("report", str(path), str(b), "-f", "json")
+    assert code == 0, err
+    json.loads(out, parse_constant=lambda c: pytest.fail(f"{c} in the report"))
+
+
 # --- item 4: damaged and inflating bundles ----------------------------------------------------
 
 
