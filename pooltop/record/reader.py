@@ -86,7 +86,7 @@ def apply_frames(con: sqlite3.Connection, state: FrameState, first_id: int, last
         " WHERE id BETWEEN ? AND ? ORDER BY id",
         (first_id, last_id),
     ):
-        state.apply(bool(full), decode_frame(frame))
+        state.apply(bool(full), decode_frame(frame, state.columns))
         row = SampleRow(wall, mono, warnings)
     return row
 
@@ -186,7 +186,7 @@ class Recording:
             for index, (_sid, wall_us, mono, warnings, full, frame) in enumerate(
                 self.con.execute(_ROW + " ORDER BY id")
             ):
-                state.apply(bool(full), decode_frame(frame))
+                state.apply(bool(full), decode_frame(frame, state.columns))
                 if index % every == 0 or index == last_index:
                     yield index, self.snapshot(state, SampleRow(wall_us, mono, warnings))
         except sqlite3.DatabaseError as e:

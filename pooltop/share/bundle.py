@@ -261,6 +261,8 @@ def assemble(inputs: BundleInputs) -> list[BundlePart]:
                    "the same snapshot as a poolmon-style table."),
     ]
     rep = inputs.report
+    if rep is not None and rep.damage is not None:
+        notes.append(f"the recording is damaged: {rep.damage}; the report covers the samples before it")
     if rep is not None:
         parts.append(BundlePart("report.txt", render_text(rep, False, None).encode("utf-8"),
                                 f"the leak report over the recording {inputs.recording_name or ''}: "

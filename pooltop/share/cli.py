@@ -122,7 +122,7 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
     recipient. Without --snapshot, the snapshot is taken now.
     """
     from pooltop.report.analysis import ReportThresholds
-    from pooltop.report.render import build_report
+    from pooltop.report.command import report_of_recording
     from pooltop.share.bundle import BundleInputs, make_bundle
     from pooltop.snapshots.readers import load_snapshot
     from pooltop.tagdb.owners import snapshot_owner_lookup
@@ -142,7 +142,7 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
     if recording is not None:
         from pooltop.record import Recording
 
-        report = build_report(recording, ReportThresholds())
+        report = report_of_recording(recording, ReportThresholds())
         with Recording(recording) as rec:
             rec_owners = rec.owners()
     inputs = BundleInputs(
