@@ -87,17 +87,20 @@ class _Sweep:
         """Apply consecutive samples (their frames from `decoded`); a damaged one applies those before
         it, then stops the sweep."""
         try:
+            clock = next((i for i, r in enumerate(rows) if not isinstance(r[1], int)), None)
+            if clock is not None:
+                raise DamagedFrame(clock, f"damaged clock time ({rows[clock][1]!r})")
             batch = decoded()
             bad = self._bad_ids(batch)
             if bad is not None:
-                raise DamagedFrame(bad, f"sample refers to a counter {self.rec.path} does not define")
+                raise DamagedFrame(bad, "damaged sample frame (a counter the keys table does not define)")
             walls = np.array([r[1] for r in rows], dtype=np.int64)
             ids = np.array([r[0] for r in rows], dtype=np.int64)
         except DamagedFrame as e:
             if e.index:
                 good = rows[: e.index]
                 self.apply(good, lambda: decode_frames([r[3] for r in good], len(self.rec.info.columns)))
-            raise _Stop(self.done, f"sample {self.done} is damaged: {e}") from None
+            raise _Stop(self.done, f"sample {self.done} has a {e}") from None
         except (ValueError, TypeError, OverflowError) as e:
             raise _Stop(self.done, f"sample {self.done} is damaged ({e})") from None
         s0, count = self.done, len(rows)
@@ -122,10 +125,11 @@ class _Sweep:
 
     def _bad_ids(self, batch: FrameBatch) -> int | None:
         """The first frame that names a counter id the recording's keys table does not hold."""
-        size = len(self.rec.key_tags)
+        defined = self.rec.key_defined
         worst: int | None = None
         for ids, counts in ((batch.ids, batch.changed), (batch.removed, batch.removed_count)):
-            bad = np.flatnonzero((ids < 1) | (ids >= size))
+            outside = (ids < 1) | (ids >= len(defined))
+            bad = np.flatnonzero(outside | ~defined[np.where(outside, 0, ids)])
             if len(bad):
                 frame = int(np.searchsorted(np.cumsum(counts), bad[0], side="right"))
                 worst = frame if worst is None else min(worst, frame)

@@ -12,9 +12,17 @@ import numpy as np
 
 from pooltop.errors import BadInput, PooltopError
 from pooltop.model import CounterSet, Snapshot
-from pooltop.record.codec import TOTAL_FIELDS, Frame, FrameState, Int64Array, encode_frame, totals_vector
+from pooltop.record.codec import (
+    TOTAL_FIELDS,
+    DamagedFrame,
+    Frame,
+    FrameState,
+    Int64Array,
+    encode_frame,
+    totals_vector,
+)
 from pooltop.record.database import BASE_COLUMNS, DDL, FULL_EVERY, SCHEMA, connect, owner_to_json, wall_us
-from pooltop.record.reader import apply_frames, read_info
+from pooltop.record.reader import apply_frames, read_info, read_keys
 from pooltop.tagdb import OwnerCandidate
 
 
@@ -47,7 +55,12 @@ class RecordingWriter:
                 self._create(first, interval_s, owners or {})
         except sqlite3.DatabaseError as e:
             self.con.close()
-            raise BadInput(f"{path} is not a pooltop recording ({e})") from None
+            why = f"is damaged ({e}); record into another file" if exists else (
+                f"is not a pooltop recording ({e})")
+            raise BadInput(f"{path} {why}") from None
+        except DamagedFrame as e:
+            self.con.close()
+            raise BadInput(f"{path} has a {e}; record into another file") from None
         except BaseException:
             self.con.close()
             raise
@@ -109,7 +122,7 @@ class RecordingWriter:
             raise PooltopError(f"{self.path} has columns {info.columns}, this source gives {columns}")
         self.columns = columns
         self.source, self.host = info.source, info.host
-        self._keys = {(t, p): i for i, t, p in self.con.execute("SELECT id, tag, pool FROM keys")}
+        self._keys = {(t, p): i for i, t, p in read_keys(self.path, self.con)}
         self._state = FrameState(len(self.columns))
         # Only the frames since the last full one are needed to know where the file left off.
         last = "SELECT max(id) FILTER (WHERE full = 1), max(id) FROM samples"

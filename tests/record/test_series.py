@@ -8,8 +8,8 @@ import math
 import struct
 import zlib
 
-import numpy as np
 import pytest
+from frame_encoder import encode
 from helpers import churn, make_snapshot
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -96,17 +96,6 @@ def test_a_spike_between_points_and_a_late_leak_are_kept(tmp_path) -> None:
 
 
 # --- the batch decoder, against frames encoded here by hand ---------------------------------------
-
-
-def encode(ids: list[int], removed: list[int], columns: list[list[int]], mask: int, totals: list[int],
-           widths: list[str]) -> bytes:
-    """One frame as the format says: header, one dtype code per array, the arrays (ids and removed
-    delta-coded), zlib. `widths` names each array's dtype (e.g. '<i2')."""
-    codes = {"<i1": 0, "<i2": 1, "<i4": 2, "<i8": 3}
-    arrays = [np.diff(ids, prepend=0), np.diff(removed, prepend=0), *columns, totals]
-    header = struct.pack("<BIIIH", 2, len(ids), len(removed), len(columns), mask)
-    body = b"".join(np.asarray(a, dtype=w).tobytes() for a, w in zip(arrays, widths, strict=True))
-    return zlib.compress(header + bytes(codes[w] for w in widths) + body)
 
 
 def test_decode_frames_reads_every_width_at_any_alignment() -> None:
