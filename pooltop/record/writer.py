@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -25,6 +26,9 @@ from pooltop.record.database import BASE_COLUMNS, DDL, FULL_EVERY, SCHEMA, conne
 from pooltop.record.reader import apply_frames, read_info, read_keys
 from pooltop.tagdb import OwnerCandidate
 
+#: the .db file alone holds every sample up to this long ago (and always the first one)
+CHECKPOINT_EVERY_S = 60.0
+
 
 class RecordingFull(PooltopError):
     """The recording reached --max-size or the disk is full; the file is valid up to here."""
@@ -42,10 +46,13 @@ class RecordingWriter:
         owners: Mapping[tuple[str, int], Sequence[OwnerCandidate]] | None = None,
         max_size: int | None = None,
         full_every: int = FULL_EVERY,
+        checkpoint_every_s: float = CHECKPOINT_EVERY_S,
     ) -> None:
         self.path = path
         self.max_size = max_size
         self.full_every = full_every
+        self.checkpoint_every_s = checkpoint_every_s
+        self._checkpointed: float | None = None  # monotonic time of the last checkpoint
         exists = os.path.exists(path) and os.path.getsize(path) > 0
         self.con = connect(path, create=not exists)
         try:
@@ -218,10 +225,21 @@ class RecordingWriter:
         st.apply(full, frame)
         self._since_full = 1 if full else self._since_full + 1
         self.samples += 1
+        now = time.monotonic()
+        if self._checkpointed is None or now - self._checkpointed >= self.checkpoint_every_s:
+            self.checkpoint()
+            self._checkpointed = now
         if self.max_size is not None and self.size() >= self.max_size:
             raise RecordingFull(
                 f"{self.path} reached --max-size ({self.size():,} bytes); it is valid and complete"
             )
+
+    def checkpoint(self) -> None:
+        """Copy what the WAL holds into the main file, without waiting for readers. Until then a
+        sample lives only in FILE-wal: a copy of the .db alone (after a hard kill, say) would lack it,
+        or lack the tables themselves before the first checkpoint."""
+        with contextlib.suppress(sqlite3.DatabaseError):
+            self.con.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def size(self) -> int:
         """The recording's size once checkpointed (the WAL holds page copies that fold back in)."""
