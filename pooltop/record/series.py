@@ -217,6 +217,8 @@ def _read_all(rec: Recording, sweep: _Sweep, progress: Callable[[int], None] | N
             unreadable = f"sample {sweep.done + (len(ahead[0]) if ahead else 0)} is unreadable ({e})"
         if ahead is not None:
             sweep.apply(ahead[0], ahead[1].result)
+            if progress is not None:
+                progress(sweep.done)
     if unreadable is not None:
         raise _Stop(sweep.done, unreadable)
     if sweep.done < rec.info.samples:

@@ -4,8 +4,11 @@ highest value. Expectations come from the snapshots written, never from the read
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
 import math
 import struct
+import sys
 import zlib
 
 import pytest
@@ -132,3 +135,25 @@ def test_decode_frames_names_the_first_damaged_frame(blob: bytes, why: str) -> N
     with pytest.raises(DamagedFrame, match=why) as exc:
         decode_frames([good, good, blob, good], 2)
     assert exc.value.index == 2
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_report_shows_a_progress_bar_on_a_terminal_only(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    import pooltop.report.command as report_command
+    from pooltop.cli import main
+
+    path = str(tmp_path / "rec.db")
+    write(path, churn(40, 3))
+    monkeypatch.setattr(report_command, "PROGRESS_MIN_SAMPLES", 10)  # a "large" recording, for the test
+    for terminal, bar in ((False, False), (True, True)):
+        stderr = Terminal() if terminal else io.StringIO()
+        monkeypatch.setattr(sys, "stderr", stderr)
+        with pytest.raises(SystemExit) as exc:
+            main(["report", path, "--format", "json"])
+        assert exc.value.code == 0
+        assert json.loads(capsys.readouterr().out)["recording"]["samples"] == 40
+        assert ("reading" in stderr.getvalue() and "40/40" in stderr.getvalue()) is bar, stderr.getvalue()
