@@ -225,14 +225,17 @@ class RecordingWriter:
         st.apply(full, frame)
         self._since_full = 1 if full else self._since_full + 1
         self.samples += 1
-        now = time.monotonic()
-        if self._checkpointed is None or now - self._checkpointed >= self.checkpoint_every_s:
-            self.checkpoint()
-            self._checkpointed = now
+        self._checkpoint_when_due()
         if self.max_size is not None and self.size() >= self.max_size:
             raise RecordingFull(
                 f"{self.path} reached --max-size ({self.size():,} bytes); it is valid and complete"
             )
+
+    def _checkpoint_when_due(self) -> None:
+        now = time.monotonic()
+        if self._checkpointed is None or now - self._checkpointed >= self.checkpoint_every_s:
+            self.checkpoint()
+            self._checkpointed = now
 
     def checkpoint(self) -> None:
         """Copy what the WAL holds into the main file, without waiting for readers. Until then a
