@@ -15,8 +15,9 @@ import numpy as np
 from pooltop.errors import BadInput
 from pooltop.model import CounterSet, HostInfo, Pool, Snapshot
 from pooltop.record.codec import DamagedFrame, FrameState, Int64Array, decode_frame
-from pooltop.record.database import BASE_COLUMNS, SCHEMA, connect, from_wall_us, owner_from_json
+from pooltop.record.database import BASE_COLUMNS, SCHEMA, connect, from_wall_us
 from pooltop.tagdb import OwnerCandidate
+from pooltop.tagdb.owners import candidate_from_json
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ class Recording:
             return out
         for tag, pool, cands in rows:
             try:
-                out[(str(tag), int(pool))] = [owner_from_json(str(tag), o) for o in json.loads(cands)]
+                out[(str(tag), int(pool))] = [candidate_from_json(str(tag), o) for o in json.loads(cands)]
             except (ValueError, TypeError, AttributeError):
                 continue
         return out

@@ -22,9 +22,10 @@ from pooltop.record.codec import (
     encode_frame,
     totals_vector,
 )
-from pooltop.record.database import BASE_COLUMNS, DDL, FULL_EVERY, SCHEMA, connect, owner_to_json, wall_us
+from pooltop.record.database import BASE_COLUMNS, DDL, FULL_EVERY, SCHEMA, connect, wall_us
 from pooltop.record.reader import apply_frames, read_info, read_keys
 from pooltop.tagdb import OwnerCandidate
+from pooltop.tagdb.owners import candidate_to_json
 
 #: the .db file alone holds every sample up to this long ago (and always the first one)
 CHECKPOINT_EVERY_S = 60.0
@@ -101,7 +102,7 @@ class RecordingWriter:
         con.executemany(
             "INSERT OR REPLACE INTO owners VALUES (?, ?, ?)",
             [
-                (tag, pool, json.dumps([owner_to_json(o) for o in cands]))
+                (tag, pool, json.dumps([candidate_to_json(o) for o in cands]))
                 for (tag, pool), cands in owners.items()
                 if cands
             ],

@@ -8,8 +8,7 @@ import sys
 
 import click
 
-from pooltop.cli import emit_text
-from pooltop.clikit import Size, progress_bar
+from pooltop.clikit import Size, emit_text, progress_bar
 from pooltop.errors import PooltopError
 from pooltop.record import is_recording, read_info
 from pooltop.report.analysis import ReportThresholds
