@@ -23,7 +23,7 @@ import platform
 import sys
 import textwrap
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +71,14 @@ class BundleInputs:
     recording_owners: dict[tuple[str, int], list[OwnerCandidate]] | None = None
     max_suspects: int = DEFAULT_SUSPECTS
     created_at: dt.datetime | None = None
+    # notes the user should see now, not only in the bundle's README: a --tag that matched nothing,
+    # a part left out
+    warn: Callable[[str], None] | None = None
+
+    def note(self, notes: list[str], text: str) -> None:
+        notes.append(text)
+        if self.warn is not None:
+            self.warn(text)
 
 
 def _is_linux(snap: Snapshot) -> bool:
@@ -115,8 +123,8 @@ def choose_suspects(inputs: BundleInputs) -> tuple[list[Suspect], list[str]]:
             hits = [(t, Pool(p)) for t, p in zip(c.tags, c.pools.tolist(), strict=True) if pattern.match(t)]
             hits += [(t, Pool(p)) for (t, p) in by_key if pattern.match(t) and (t, Pool(p)) not in hits]
             if not hits:
-                notes.append(f"--tag {wanted}: no such tag in the snapshot or the report; "
-                             "the capture commands still name it")
+                inputs.note(notes, f"--tag {wanted}: no such tag in the snapshot or the report; "
+                            "the capture commands still name it")
                 picked.append((wanted, Pool.SLAB if _is_linux(snap) else Pool.NONPAGED, "named with --tag"))
             picked += [(t, p, "named with --tag") for t, p in hits]
     elif inputs.report is not None:
@@ -272,7 +280,7 @@ def assemble(inputs: BundleInputs) -> list[BundlePart]:
         try:
             page = render_html(rep, False, None)
         except PooltopError as e:
-            notes.append(f"report.html is missing: {e}")
+            inputs.note(notes, f"report.html is missing: {e}")
         else:
             parts.append(BundlePart("report.html", page.encode("utf-8"),
                                     "the report as one web page with a chart per suspect and the system "

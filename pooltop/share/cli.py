@@ -154,6 +154,7 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
         owners=snapshot_owner_lookup(snap, tagfiles),
         recording_owners=rec_owners,
         max_suspects=top,
+        warn=lambda text: click.echo(f"pooltop: warning: {text}", err=True),
     )
     parts = make_bundle(output, inputs)
     click.echo(f"pooltop: wrote {output} ({len(parts)} files)", err=True)
