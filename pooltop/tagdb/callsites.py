@@ -30,13 +30,13 @@ operand parsing in x86ops.py, the abstract machine in machine.py, the pool APIs 
 from __future__ import annotations
 
 import bisect
-import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-import capstone
+import numpy as np
 
+from pooltop.tagdb.decoder import Decoder, Insn, Window, decoder
 from pooltop.tagdb.findings import TIME_BUDGET_NOTE
 from pooltop.tagdb.iatrefs import IatRef, iat_refs, thunk_callers
 from pooltop.tagdb.machine import MISSING, STUB, TRUSTED_FROM, UNSURE, Machine, Value
@@ -91,21 +91,30 @@ class CallSiteAnalysis:
 # The analysis of one image
 
 
-_per_thread = threading.local()
+#: instructions decoded per capstone call where the loop usually stops early
+_CHUNK = 24
+#: instructions decoded first when looking for where two decodes meet
+_SYNC_HEAD = 6
 
 
-def _disassembler(arch: str) -> capstone.Cs:
-    """One capstone handle per thread and mode: a handle must not be used by two threads at once."""
-    handles: dict[str, capstone.Cs] = _per_thread.__dict__.setdefault("handles", {})
-    md = handles.get(arch)
-    if md is None:
-        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64 if arch == "x64" else capstone.CS_MODE_32)
-        md.detail = False
-        handles[arch] = md
-    return md
+def _in_chunks(dec: Decoder, code: bytes, address: int) -> Iterator[Insn]:
+    """The instructions of `code`, decoded a chunk at a time: capstone decodes all it is given
+    before the first can be read, and the reader usually stops early."""
+    offset = 0
+    while offset < len(code):
+        chunk = dec.decode(code[offset:], address + offset, _CHUNK)
+        yield from chunk
+        if len(chunk) < _CHUNK:
+            return
+        offset = chunk.address(-1) + chunk[-1][1] - address
 
 
-Insn = tuple[int, int, str, str]
+def _last_register_branch_end(code: bytes) -> int:
+    """Where the last byte pair that can be a `call reg` / `jmp reg` ends (0: there is none)."""
+    b = np.frombuffer(code, dtype=np.uint8)
+    modrm = b[1:] & 0xF8
+    pairs = np.flatnonzero((b[:-1] == 0xFF) & ((modrm == 0xD0) | (modrm == 0xE0)))
+    return int(pairs[-1]) + 2 if len(pairs) else 0
 
 
 class _Analyzer:
@@ -124,7 +133,7 @@ class _Analyzer:
         self.function_starts = list(function_starts)
         self.limits = limits
         self.width = 8 if arch == "x64" else 4
-        self.md = _disassembler(arch)
+        self.decoder = decoder(arch)
 
     def section_at(self, rva: int) -> CodeSection | None:
         i = bisect.bisect_right(self.section_rvas, rva) - 1
@@ -135,16 +144,17 @@ class _Analyzer:
     def out_of_time(self) -> bool:
         return self.limits.deadline is not None and time.monotonic() > self.limits.deadline
 
-    def decode(self, sec: CodeSection, start: int, stop: int) -> list[Insn]:
-        """Instructions from `start` up to the first one at or past `stop` (inclusive)."""
-        code = sec.data[start - sec.rva : min(len(sec.data), stop - sec.rva + 15)]  # 15: longest insn
-        out: list[Insn] = list(self.md.disasm_lite(code, start))
+    def decode(self, sec: CodeSection, start: int, stop: int, end: int) -> Window:
+        """Instructions from `start` up to the first one at or past `stop` (inclusive), from the
+        bytes before `end` (where the site's instruction ends: nothing after it matters)."""
+        code = sec.data[start - sec.rva : min(len(sec.data), end - sec.rva)]
+        out = self.decoder.decode(code, start)
         for i in range(len(out) - 1, -1, -1):
-            if out[i][0] < stop:
+            if out.address(i) < stop:
                 return out[: i + 2]
         return out[:1]
 
-    def _sync_index(self, sec: CodeSection, stream: list[Insn], begin: int) -> int:
+    def _sync_index(self, sec: CodeSection, stream: Window, begin: int) -> int:
         """Index of the first instruction of `stream` that decodes from other offsets agree on.
 
         The window starts at an arbitrary byte, so its first instructions may be decoded out of phase
@@ -152,8 +162,8 @@ class _Analyzer:
         within a few instructions. Decodes that start inside the first instructions show where: what
         lies before the first address they share with `stream` is dropped. Two tries, the earlier wins.
         """
-        addresses = {insn[0]: i for i, insn in enumerate(stream)}
-        end = stream[-1][0] + stream[-1][1] - sec.rva
+        addresses = {address: i for i, address in enumerate(stream.addresses())}
+        end = stream.address(-1) + stream[-1][1] - sec.rva
         best = len(stream) - 1
         other = begin
         for _attempt in range(2):
@@ -162,15 +172,27 @@ class _Analyzer:
                 other += 1
             if other >= stream[-1][0]:
                 break
-            code = sec.data[other - sec.rva : end]
-            for address, _size, _mnemonic, _ops in self.md.disasm_lite(code, other):
-                index = addresses.get(address)
-                if index is not None:
-                    best = min(best, index)
-                    break
+            index = self._first_shared(sec.data[other - sec.rva : end], other, addresses)
+            if index is not None:
+                best = min(best, index)
             if best <= 4:
                 break
         return best
+
+    def _first_shared(self, code: bytes, address: int, addresses: dict[int, int]) -> int | None:
+        """The index in `addresses` of the first instruction decoded from `address` that is there too.
+        Decodes meet within a few instructions: a short decode first, the rest only if needed."""
+        head = self.decoder.decode(code, address, _SYNC_HEAD)
+        for found in head.addresses():
+            if found in addresses:
+                return addresses[found]
+        if len(head) < _SYNC_HEAD:
+            return None
+        rest = head.address(-1) + head[-1][1]
+        for found in self.decoder.decode(code[rest - address :], rest).addresses():
+            if found in addresses:
+                return addresses[found]
+        return None
 
     # step 1 + 2 ---------------------------------------------------------------------------------
     def find_sites(self, slots: dict[int, str]) -> tuple[list[tuple[int, str, str]], str | None]:
@@ -189,7 +211,8 @@ class _Analyzer:
         # a `jmp [IAT]` that code calls directly is a thunk, not a tail call: its callers are the sites
         used_thunks = {ref.thunk for ref in callers}
 
-        sites: dict[int, tuple[tuple[int, ...], str, str]] = {}
+        # instruction RVA -> (where it may start, api, form, where it ends)
+        sites: dict[int, tuple[tuple[int, ...], str, str, int]] = {}
         truncated = None
         for ref in refs:
             if len(sites) >= self.limits.max_sites:
@@ -199,23 +222,23 @@ class _Analyzer:
                 truncated = TIME_BUDGET_NOTE
                 break
             if ref.kind == "call":
-                sites[ref.starts[-1]] = (ref.starts, ref.api, "call [iat]")
+                sites[ref.starts[-1]] = (ref.starts, ref.api, "call [iat]", ref.starts[-1] + 6)
             elif ref.kind == "jmp":
                 if not used_thunks.intersection(ref.starts):
-                    sites[ref.starts[-1]] = (ref.starts, ref.api, "jmp [iat]")
+                    sites[ref.starts[-1]] = (ref.starts, ref.api, "jmp [iat]", ref.starts[-1] + 6)
             else:
-                for rva, form in self.follow_register(ref):
-                    sites[rva] = ((rva,), ref.api, form)
+                for rva, form, end in self.follow_register(ref):
+                    sites[rva] = ((rva,), ref.api, form, end)
         for ref in callers:
             if len(sites) >= self.limits.max_sites:
                 truncated = f"more than {self.limits.max_sites} pool-call sites: analysed the first ones"
                 break
             form = "call thunk" if ref.kind == "call" else "jmp thunk"
-            sites[ref.starts[0]] = (ref.starts, ref.api, form)
-        self._site_starts = {rva: starts for rva, (starts, _api, _form) in sites.items()}
-        return [(rva, api, form) for rva, (_starts, api, form) in sorted(sites.items())], truncated
+            sites[ref.starts[0]] = (ref.starts, ref.api, form, ref.starts[0] + 5)
+        self._site_starts = {rva: (starts, end) for rva, (starts, _api, _form, end) in sites.items()}
+        return [(rva, api, form) for rva, (_starts, api, form, _end) in sorted(sites.items())], truncated
 
-    def follow_register(self, ref: IatRef) -> list[tuple[int, str]]:
+    def follow_register(self, ref: IatRef) -> list[tuple[int, str, int]]:
         """`call reg` / `jmp reg` after `mov reg, [IAT]`, while some register still holds the pointer
         (copies included: gcc tail-calls with `mov rax, rbx; ...; jmp rax`)."""
         assert ref.reg is not None
@@ -225,9 +248,12 @@ class _Analyzer:
             return []
         holders = {CANON[ref.reg][0]}
         code = sec.data[start - sec.rva : start - sec.rva + self.limits.forward_bytes]
-        found: list[tuple[int, str]] = []
+        # Nothing past the last `call reg` / `jmp reg` (FF D0-D7 / FF E0-E7) can be found, and most
+        # loads reach a `ret` only after hundreds of bytes: decode no further than that last one.
+        code = code[: _last_register_branch_end(code)]
+        found: list[tuple[int, str, int]] = []
         first = True
-        for address, _size, mnemonic, op_str in self.md.disasm_lite(code, start):
+        for address, size, mnemonic, op_str in _in_chunks(self.decoder, code, start):
             if first:
                 first = False
                 if mnemonic != "mov" or not op_str.startswith(ref.reg + ","):
@@ -235,7 +261,7 @@ class _Analyzer:
                 continue
             ops = operands(op_str)
             if mnemonic in ("call", "jmp") and len(ops) == 1 and ops[0][0] == "r" and ops[0][1] in holders:
-                found.append((address, f"{mnemonic} reg"))
+                found.append((address, f"{mnemonic} reg", address + size))
                 if mnemonic == "jmp":
                     break
             if mnemonic in STOP:
@@ -265,14 +291,14 @@ class _Analyzer:
         self, rva: int, api_name: str, form: str, site_apis: dict[int, str]
     ) -> int | object | None:
         """The tag passed at this site, None if it is not a constant there, STUB for import stubs."""
-        starts = self._site_starts.get(rva, (rva,))
+        starts, end = self._site_starts[rva]
         sec = self.section_at(starts[0])
         if sec is None:
             return None
         api = POOL_APIS[api_name]
         tail = form.startswith("jmp")
         for window in self.limits.windows:
-            value = self._replay(sec, starts, api, tail, window, site_apis)
+            value = self._replay(sec, starts, end, api, tail, window, site_apis)
             if value is STUB:
                 return STUB
             if value is not MISSING:
@@ -286,6 +312,7 @@ class _Analyzer:
         self,
         sec: CodeSection,
         starts: tuple[int, ...],
+        end: int,
         api: PoolApi,
         tail: bool,
         window: int,
@@ -298,14 +325,14 @@ class _Analyzer:
             i = bisect.bisect_right(self.function_starts, first_start) - 1
             if i >= 0 and self.function_starts[i] >= lo:
                 lo, known = self.function_starts[i], True
-        stream: list[Insn] | None = None
+        stream: Window | None = None
         begin = lo
         for attempt in range(8 if not known else 1):
             begin = lo + attempt
             if begin > first_start:
                 break
-            insns = self.decode(sec, begin, first_start)
-            if insns and insns[-1][0] in starts:
+            insns = self.decode(sec, begin, first_start, end)
+            if insns and insns.address(-1) in starts:
                 stream = insns
                 break
         if stream is None:
@@ -325,7 +352,9 @@ class _Analyzer:
             # The first instructions may be decoded out of phase (a garbage `ret` or `mov r8d, imm32`
             # there must not count): replay from where decodes from other offsets agree.
             first = self._sync_index(sec, stream, begin)
-            if first:
+            # A constant made at or after `first` from what came after it: a replay from `first`
+            # gives the same (the machine's values carry the index of the instruction that made them).
+            if first and not (isinstance(value, tuple) and value[1] >= first):
                 value = self._simulate(body[first:], first, known, api, tail, site_apis)
         if value is MISSING and window == self.limits.windows[-1]:
             return None
@@ -333,7 +362,7 @@ class _Analyzer:
             return int(value[0])
         return value
 
-    def _quick(self, body: list[Insn], api: PoolApi, tail: bool) -> Value:
+    def _quick(self, body: Sequence[Insn], api: PoolApi, tail: bool) -> Value:
         """The common shapes without the abstract machine: on x64 the last write to the tag register
         is `mov r8d, imm32`; on x86 the tag's push is among the pushes right before the call.
         UNSURE when the shape is anything else."""
@@ -372,7 +401,8 @@ class _Analyzer:
         return UNSURE
 
     def _simulate(
-        self, body: list[Insn], first: int, known: bool, api: PoolApi, tail: bool, site_apis: dict[int, str]
+        self, body: Sequence[Insn], first: int, known: bool, api: PoolApi, tail: bool,
+        site_apis: dict[int, str],
     ) -> Value:
         machine = Machine(self.arch, site_apis)
         machine.boundary = known
