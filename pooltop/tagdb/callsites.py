@@ -30,13 +30,14 @@ operand parsing in x86ops.py, the abstract machine in machine.py, the pool APIs 
 from __future__ import annotations
 
 import bisect
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+import capstone
 import numpy as np
 
-from pooltop.tagdb.decoder import Decoder, Insn, Window, decoder
 from pooltop.tagdb.findings import TIME_BUDGET_NOTE
 from pooltop.tagdb.iatrefs import IatRef, iat_refs, thunk_callers
 from pooltop.tagdb.machine import MISSING, STUB, TRUSTED_FROM, UNSURE, Machine, Value
@@ -97,16 +98,35 @@ _CHUNK = 24
 _SYNC_HEAD = 6
 
 
-def _in_chunks(dec: Decoder, code: bytes, address: int) -> Iterator[Insn]:
+_per_thread = threading.local()
+
+
+def _disassembler(arch: str) -> capstone.Cs:
+    """One capstone handle per thread and mode: a handle must not be used by two threads at once."""
+    handles: dict[str, capstone.Cs] = _per_thread.__dict__.setdefault("handles", {})
+    md = handles.get(arch)
+    if md is None:
+        mode = capstone.CS_MODE_64 if arch == "x64" else capstone.CS_MODE_32
+        md = capstone.Cs(capstone.CS_ARCH_X86, mode)
+        md.detail = False
+        handles[arch] = md
+    return md
+
+
+#: (address, size, mnemonic, operands), as capstone's disasm_lite gives them
+Insn = tuple[int, int, str, str]
+
+
+def _in_chunks(md: capstone.Cs, code: bytes, address: int, chunk_size: int = _CHUNK) -> Iterator[Insn]:
     """The instructions of `code`, decoded a chunk at a time: capstone decodes all it is given
     before the first can be read, and the reader usually stops early."""
     offset = 0
     while offset < len(code):
-        chunk = dec.decode(code[offset:], address + offset, _CHUNK)
+        chunk = list(md.disasm_lite(code[offset:], address + offset, chunk_size))
         yield from chunk
-        if len(chunk) < _CHUNK:
+        if len(chunk) < chunk_size:
             return
-        offset = chunk.address(-1) + chunk[-1][1] - address
+        offset = chunk[-1][0] + chunk[-1][1] - address
 
 
 def _last_register_branch_end(code: bytes) -> int:
@@ -133,7 +153,7 @@ class _Analyzer:
         self.function_starts = list(function_starts)
         self.limits = limits
         self.width = 8 if arch == "x64" else 4
-        self.decoder = decoder(arch)
+        self.md = _disassembler(arch)
 
     def section_at(self, rva: int) -> CodeSection | None:
         i = bisect.bisect_right(self.section_rvas, rva) - 1
@@ -144,17 +164,17 @@ class _Analyzer:
     def out_of_time(self) -> bool:
         return self.limits.deadline is not None and time.monotonic() > self.limits.deadline
 
-    def decode(self, sec: CodeSection, start: int, stop: int, end: int) -> Window:
+    def decode(self, sec: CodeSection, start: int, stop: int, end: int) -> list[Insn]:
         """Instructions from `start` up to the first one at or past `stop` (inclusive), from the
         bytes before `end` (where the site's instruction ends: nothing after it matters)."""
         code = sec.data[start - sec.rva : min(len(sec.data), end - sec.rva)]
-        out = self.decoder.decode(code, start)
+        out = list(self.md.disasm_lite(code, start))
         for i in range(len(out) - 1, -1, -1):
-            if out.address(i) < stop:
+            if out[i][0] < stop:
                 return out[: i + 2]
         return out[:1]
 
-    def _sync_index(self, sec: CodeSection, stream: Window, begin: int) -> int:
+    def _sync_index(self, sec: CodeSection, stream: list[Insn], begin: int) -> int:
         """Index of the first instruction of `stream` that decodes from other offsets agree on.
 
         The window starts at an arbitrary byte, so its first instructions may be decoded out of phase
@@ -162,8 +182,8 @@ class _Analyzer:
         within a few instructions. Decodes that start inside the first instructions show where: what
         lies before the first address they share with `stream` is dropped. Two tries, the earlier wins.
         """
-        addresses = {address: i for i, address in enumerate(stream.addresses())}
-        end = stream.address(-1) + stream[-1][1] - sec.rva
+        addresses = {insn[0]: i for i, insn in enumerate(stream)}
+        end = stream[-1][0] + stream[-1][1] - sec.rva
         best = len(stream) - 1
         other = begin
         for _attempt in range(2):
@@ -182,14 +202,7 @@ class _Analyzer:
     def _first_shared(self, code: bytes, address: int, addresses: dict[int, int]) -> int | None:
         """The index in `addresses` of the first instruction decoded from `address` that is there too.
         Decodes meet within a few instructions: a short decode first, the rest only if needed."""
-        head = self.decoder.decode(code, address, _SYNC_HEAD)
-        for found in head.addresses():
-            if found in addresses:
-                return addresses[found]
-        if len(head) < _SYNC_HEAD:
-            return None
-        rest = head.address(-1) + head[-1][1]
-        for found in self.decoder.decode(code[rest - address :], rest).addresses():
+        for found, _size, _mnemonic, _ops in _in_chunks(self.md, code, address, _SYNC_HEAD):
             if found in addresses:
                 return addresses[found]
         return None
@@ -253,7 +266,7 @@ class _Analyzer:
         code = code[: _last_register_branch_end(code)]
         found: list[tuple[int, str, int]] = []
         first = True
-        for address, size, mnemonic, op_str in _in_chunks(self.decoder, code, start):
+        for address, size, mnemonic, op_str in _in_chunks(self.md, code, start):
             if first:
                 first = False
                 if mnemonic != "mov" or not op_str.startswith(ref.reg + ","):
@@ -325,14 +338,14 @@ class _Analyzer:
             i = bisect.bisect_right(self.function_starts, first_start) - 1
             if i >= 0 and self.function_starts[i] >= lo:
                 lo, known = self.function_starts[i], True
-        stream: Window | None = None
+        stream: list[Insn] | None = None
         begin = lo
         for attempt in range(8 if not known else 1):
             begin = lo + attempt
             if begin > first_start:
                 break
             insns = self.decode(sec, begin, first_start, end)
-            if insns and insns.address(-1) in starts:
+            if insns and insns[-1][0] in starts:
                 stream = insns
                 break
         if stream is None:
@@ -362,7 +375,7 @@ class _Analyzer:
             return int(value[0])
         return value
 
-    def _quick(self, body: Sequence[Insn], api: PoolApi, tail: bool) -> Value:
+    def _quick(self, body: list[Insn], api: PoolApi, tail: bool) -> Value:
         """The common shapes without the abstract machine: on x64 the last write to the tag register
         is `mov r8d, imm32`; on x86 the tag's push is among the pushes right before the call.
         UNSURE when the shape is anything else."""
@@ -401,7 +414,7 @@ class _Analyzer:
         return UNSURE
 
     def _simulate(
-        self, body: Sequence[Insn], first: int, known: bool, api: PoolApi, tail: bool,
+        self, body: list[Insn], first: int, known: bool, api: PoolApi, tail: bool,
         site_apis: dict[int, str],
     ) -> Value:
         machine = Machine(self.arch, site_apis)
