@@ -15,6 +15,7 @@ import click
 from pooltop import __version__
 from pooltop.errors import PooltopError
 from pooltop.model import Pool
+from pooltop.tagdb.options import TAG_FILE
 
 SORT_CHOICES = ("tag", "allocs", "frees", "diff", "bytes", "peralloc", "dallocs", "dfrees", "ddiff", "dbytes")
 POOL_CHOICES = ("paged", "nonpaged", "session", "slab", "all")  # "process" rows live in `pooltop processes`
@@ -136,7 +137,7 @@ def sort_order(ascending: bool, descending: bool) -> bool | None:
               help="Only these pool types. Repeatable.")
 @click.option("--root", type=click.Path(file_okay=False), default=None,
               help="Read a copied Linux tree (ROOT/proc/slabinfo, ROOT/sys/kernel/slab; e.g. a sosreport).")
-@click.option("--tagfile", "tagfiles", multiple=True, type=click.Path(dir_okay=False),
+@click.option("--tagfile", "tagfiles", multiple=True, type=TAG_FILE,
               help="A pooltag.txt-format file to name tag owners (before the discovered ones). Repeatable.")
 def snapshot(
     fmt: str = "text",

@@ -12,6 +12,7 @@ import click
 
 from pooltop.errors import PooltopError
 from pooltop.tagdb import OwnerCandidate
+from pooltop.tagdb.options import TAG_FILE
 from pooltop.tagdb.owners import recorded_first, snapshot_owner_lookup
 
 
@@ -75,7 +76,7 @@ def _duration_type() -> click.ParamType:  # type: ignore[type-arg]
     "--tagfile",
     "tagfiles",
     multiple=True,
-    type=click.Path(dir_okay=False),
+    type=TAG_FILE,
     help="A pooltag.txt-format file to name tag owners. Repeatable.",
 )
 @click.option("--root", type=click.Path(file_okay=False), default=None, hidden=True)

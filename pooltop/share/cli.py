@@ -9,6 +9,7 @@ import click
 
 from pooltop.errors import PooltopError
 from pooltop.model import Snapshot
+from pooltop.tagdb.options import TAG_FILE
 
 SNAPSHOT_REF_HELP = (
     "A snapshot file of any kind pooltop reads (JSON or CSV export, poolmon /n log, WinDbg !poolused "
@@ -106,7 +107,7 @@ def import_command(source: str, fmt: str, output: str | None) -> None:
                    "else the largest.")
 @click.option("--top", "-n", type=click.IntRange(min=1, max=50), default=8, show_default=True,
               help="At most this many suspects when none are named.")
-@click.option("--tagfile", "tagfiles", multiple=True, type=click.Path(dir_okay=False),
+@click.option("--tagfile", "tagfiles", multiple=True, type=TAG_FILE,
               help="A pooltag.txt-format file to name tag owners. Repeatable.")
 @click.option("--root", type=click.Path(file_okay=False), default=None,
               help="Take the snapshot from a copied Linux tree (ROOT/proc, ROOT/sys).")
