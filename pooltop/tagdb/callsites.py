@@ -129,6 +129,17 @@ def _in_chunks(md: capstone.Cs, code: bytes, address: int, chunk_size: int = _CH
         offset = chunk[-1][0] + chunk[-1][1] - address
 
 
+#: canonical register -> every name capstone prints for it ("rax": "rax", "eax", "ax", "al", "ah")
+_NAMES: dict[str, tuple[str, ...]] = {}
+for _name, (_canon, _bits) in CANON.items():
+    _NAMES[_canon] = (*_NAMES.get(_canon, ()), _name)
+
+
+def _names_any(op_str: str, registers: set[str]) -> bool:
+    """Whether operand text may mention one of `registers` (a substring test: it may say yes wrongly)."""
+    return any(name in op_str for canon in registers for name in _NAMES[canon])
+
+
 def _last_register_branch_end(code: bytes) -> int:
     """Where the last byte pair that can be a `call reg` / `jmp reg` ends (0: there is none)."""
     b = np.frombuffer(code, dtype=np.uint8)
@@ -271,6 +282,16 @@ class _Analyzer:
                 first = False
                 if mnemonic != "mov" or not op_str.startswith(ref.reg + ","):
                     return []  # the pattern matched inside another instruction
+                continue
+            if mnemonic not in ("call", "jmp") and not _names_any(op_str, holders):
+                # neither reads nor writes a holder by name (most of a function): only what it
+                # writes implicitly can matter (what _update_holders does for such an instruction)
+                if mnemonic in STOP:
+                    break
+                if not writes_nothing(mnemonic, ()):
+                    holders.difference_update(implicit_writes(mnemonic))
+                    if not holders:
+                        break
                 continue
             ops = operands(op_str)
             if mnemonic in ("call", "jmp") and len(ops) == 1 and ops[0][0] == "r" and ops[0][1] in holders:
