@@ -8,59 +8,47 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import click
 
 from pooltop import __version__
+from pooltop.clikit import TAG_FILE, Duration, emit_text, sort_order, table_options
 from pooltop.errors import PooltopError
-from pooltop.model import Pool
-from pooltop.tagdb.options import TAG_FILE
 
 SORT_CHOICES = ("tag", "allocs", "frees", "diff", "bytes", "peralloc", "dallocs", "dfrees", "ddiff", "dbytes")
 POOL_CHOICES = ("paged", "nonpaged", "session", "slab", "all")  # "process" rows live in `pooltop processes`
 
 
-def parse_interval(text: str) -> float:
-    """'2', '2s', '500ms', '5m', '1h' -> seconds."""
-    t = text.strip().lower()
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-    suffix = next((u for u in units if t.endswith(u)), "")
-    number, factor = (t[: -len(suffix)], units[suffix]) if suffix else (t, 1.0)
-    try:
-        value = float(number) * factor
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a duration (e.g. 2, 2s, 500ms, 5m)") from None
-    if not value > 0 or value == float("inf"):
-        raise click.BadParameter(f"{text!r} must be a positive duration")
-    return value
-
-
-class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in click stubs
-    name = "duration"
-
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
-        if isinstance(value, int | float):
-            return float(value)
-        try:
-            return parse_interval(str(value))
-        except click.BadParameter as e:
-            self.fail(e.message, param, ctx)
-
-
 #: subcommand -> "module:attribute". Imported only when used: the live view's first frame should
 #: not wait for the driver scanner, the exporter and the report code to load.
 LAZY_COMMANDS = {
-    "processes": "pooltop.process_cli:processes",
-    "doctor": "pooltop.process_cli:doctor",
-    "record": "pooltop.record.cli:record",
-    "report": "pooltop.record.cli:report",
-    "view": "pooltop.record.cli:view",
+    "processes": "pooltop.processes.command:processes",
+    "doctor": "pooltop.processes.command:doctor",
+    "record": "pooltop.record.command:record",
+    "report": "pooltop.report.command:report",
+    "view": "pooltop.app.command:view",
     "diff": "pooltop.share.cli:diff",
     "import": "pooltop.share.cli:import_command",
     "bundle": "pooltop.share.cli:bundle",
     "tags": "pooltop.tagdb.cli:tags",
     "serve": "pooltop.exporter.command:serve",
+}
+
+#: the first paragraph of each lazy command's help, so `pooltop --help` lists them without importing
+#: any (tests/test_cli_startup.py keeps these true). A command missing here is imported to list it.
+LAZY_HELP = {
+    "bundle": "Pack the evidence for a driver's vendor into one zip.",
+    "diff": "Per-tag change from snapshot A to snapshot B: what grew, what is new, what vanished.",
+    "doctor": "Check for the signs of a memory leak, once, and say what to do next.",
+    "import": "Read poolmon's /n log, WinDbg !poolused output or a pooltop export into pooltop's format.",
+    "processes": "Print every process's memory once: private memory, handles or open files, and more.",
+    "record": "Record samples unattended into FILE, for hours; stop with Ctrl+C or SIGTERM.",
+    "report": "Rank the counters of a recording (or of snapshot files) by how much they look like a leak.",
+    "serve": ("Serve Prometheus metrics: per-tag bytes, counts and leak level, system totals, "
+              "exporter health."),
+    "tags": "Find which driver (or kernel component) owns a pool tag.",
+    "view": "Replay a recording (or snapshot files) in the live view, with a time cursor.",
 }
 
 
@@ -80,6 +68,23 @@ class LazyGroup(click.Group):
         command: click.Command = getattr(importlib.import_module(module), attr)
         return command
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of --help, from LAZY_HELP where it can: importing every command to print
+        one line about each made `pooltop --help` 10x a bare Python start."""
+        defined = super().list_commands(ctx)
+        rows: list[tuple[str, click.Command]] = []
+        for name in self.list_commands(ctx):
+            if name not in defined and name in LAZY_HELP:
+                rows.append((name, click.Command(name, help=LAZY_HELP[name])))
+                continue
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command))
+        if rows:
+            limit = formatter.width - 6 - max(len(name) for name, _ in rows)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, command.get_short_help_str(limit)) for name, command in rows])
+
 
 @click.group(cls=LazyGroup, invoke_without_command=True,
              context_settings={"help_option_names": ["-h", "--help"]})
@@ -97,32 +102,6 @@ def cli(ctx: click.Context, interval: float) -> None:
     from pooltop.app import run_live
 
     run_live(interval=interval)
-
-
-def table_options(command: Callable[..., None]) -> Callable[..., None]:
-    """The options every one-shot table command shares (snapshot, processes): format, order, top N,
-    a second sample for the change columns, and -o."""
-    for option in reversed((
-        click.option("--format", "-f", "fmt", type=click.Choice(("text", "json", "csv")), default="text",
-                     show_default=True),
-        click.option("--ascending", is_flag=True,
-                     help="Smallest first (names sort A-Z unless --descending)."),
-        click.option("--descending", is_flag=True, hidden=True),
-        click.option("--top", "-n", type=click.IntRange(min=1), default=None, help="Only the first N rows."),
-        click.option("--interval", type=Duration(), default=None,
-                     help="Sample twice this far apart and include the change columns."),
-        click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
-                     help="Write to FILE (atomically) instead of standard output."),
-    )):
-        command = option(command)
-    return command
-
-
-def sort_order(ascending: bool, descending: bool) -> bool | None:
-    """--ascending / --descending as sort_rows' `descending` (None: the column's natural order)."""
-    if ascending and descending:
-        raise click.UsageError("--ascending and --descending exclude each other")
-    return False if ascending else (True if descending else None)
 
 
 @cli.command()
@@ -154,9 +133,10 @@ def snapshot(
     tagfiles: Sequence[str] = (),
 ) -> None:
     """Print the kernel pool (or slab) counters once, as text, JSON or CSV."""
+    from pooltop.model import Pool
     from pooltop.native import open_source
-    from pooltop.query import SORT_KEYS, select_rows, sort_rows
-    from pooltop.record.formats import FORMATTERS
+    from pooltop.query import SORT_KEYS, head_rows, select_rows, sort_rows
+    from pooltop.snapshots.writers import FORMATTERS
     from pooltop.tagdb.owners import snapshot_owner_lookup
     from pooltop.tracking import Tracker
 
@@ -177,25 +157,13 @@ def snapshot(
     changes = sample.interval if interval is not None else None
     counters = sample.counters
     rows = select_rows(counters, include, exclude, pool_filter)
-    rows = sort_rows(counters, key, order, changes, rows)
     if top is not None:
-        rows = rows[:top]
+        rows = head_rows(counters, key, top, order, changes, rows)
+    else:
+        rows = sort_rows(counters, key, order, changes, rows)
     owners = snapshot_owner_lookup(sample.snapshot, tagfiles)
     text = FORMATTERS[fmt](sample.snapshot, rows, changes=changes, owners=owners)
     emit_text(text, output)
-
-
-def emit_text(text: str, output: str | None) -> None:
-    """Print to stdout, or write FILE atomically and say so on stderr (every command's -o)."""
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    from pooltop.atomic import atomic_write
-
-    with atomic_write(output) as f:
-        f.write(text)
-    click.echo(f"pooltop: wrote {output}", err=True)
 
 
 

@@ -15,8 +15,7 @@ from types import FrameType
 
 import click
 
-from pooltop.cli import Duration
-from pooltop.tagdb.options import TAG_FILE
+from pooltop.clikit import TAG_FILE, Duration
 
 DEFAULT_LISTEN = "127.0.0.1:9877"
 

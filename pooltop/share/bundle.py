@@ -31,10 +31,10 @@ from pooltop import __version__
 from pooltop.errors import PooltopError
 from pooltop.model import Pool, Snapshot, human_bytes
 from pooltop.query import compile_pattern
-from pooltop.record.formats import format_json, format_text
 from pooltop.report.analysis import CounterAnalysis
 from pooltop.report.render import Report, render_html, render_json, render_text
 from pooltop.share.capture import CaptureSet, linux_commands, windows_commands
+from pooltop.snapshots.writers import format_json, format_text
 from pooltop.tagdb import OwnerCandidate
 from pooltop.tagdb.owners import OwnerLookup, candidate_to_json
 from pooltop.tracking import LeakLevel
@@ -261,6 +261,8 @@ def assemble(inputs: BundleInputs) -> list[BundlePart]:
                    "the same snapshot as a poolmon-style table."),
     ]
     rep = inputs.report
+    if rep is not None and rep.damage is not None:
+        notes.append(f"the recording is damaged: {rep.damage}; the report covers the samples before it")
     if rep is not None:
         parts.append(BundlePart("report.txt", render_text(rep, False, None).encode("utf-8"),
                                 f"the leak report over the recording {inputs.recording_name or ''}: "

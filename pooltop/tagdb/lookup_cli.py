@@ -6,11 +6,11 @@ import json
 
 import click
 
+from pooltop.clikit import TAG_FILE
 from pooltop.errors import PooltopError
 from pooltop.model import unescape_tag
 from pooltop.tagdb import OwnerCandidate
 from pooltop.tagdb import pooltag as pt
-from pooltop.tagdb.options import TAG_FILE
 from pooltop.tagdb.owners import candidate_to_json, load_tag_database
 from pooltop.tagdb.resolve import TagDatabase, tag_key
 
