@@ -31,7 +31,7 @@ LAZY_COMMANDS = {
     "diff": "pooltop.share.cli:diff",
     "import": "pooltop.share.cli:import_command",
     "bundle": "pooltop.share.cli:bundle",
-    "tags": "pooltop.tagdb.cli:tags",
+    "tags": "pooltop.tagdb.command:tags",
     "serve": "pooltop.exporter.command:serve",
 }
 

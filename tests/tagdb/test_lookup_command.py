@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 
 from pooltop.errors import PooltopError
 from pooltop.tagdb import pooltag as pt
-from pooltop.tagdb.cli import tags
+from pooltop.tagdb.command import tags
 
 TAGS = "Zq - nt!zq - general\nZqab - zqdrv.sys - adapter blocks\nZqa? - zqdrv.sys - family\nnot a line\n"
 
