@@ -140,6 +140,30 @@ def _names_any(op_str: str, registers: set[str]) -> bool:
     return any(name in op_str for canon in registers for name in _NAMES[canon])
 
 
+def _register_constant(body: list[Insn], before: int, canon: str) -> Value:
+    """What the machine holds in register `canon` at body[before], when its last write there is
+    `mov reg32, imm32` and nothing after it can touch the register (as (constant, index)); UNSURE
+    for anything else, which the machine then replays."""
+    names = _NAMES[canon]
+    for index in range(before - 1, -1, -1):
+        _address, _size, mnemonic, op_str = body[index]
+        if (
+            mnemonic in STOP
+            or mnemonic in ("call", "xchg", "xadd")
+            or (mnemonic.startswith(STACK_OPS) and mnemonic != "push")  # leave, popad, enter: clobber
+            or canon in implicit_writes(mnemonic)
+        ):
+            return UNSURE
+        if mnemonic in NO_WRITE or op_str.split(", ", 1)[0] not in names:
+            continue  # writes another register or memory (or nothing)
+        if mnemonic == "mov":
+            ops = operands(op_str)
+            if ops[0][2] == 32 and ops[1][0] == "i":
+                return (ops[1][1] & MASK32, index)
+        return UNSURE
+    return UNSURE
+
+
 def _last_register_branch_end(code: bytes) -> int:
     """Where the last byte pair that can be a `call reg` / `jmp reg` ends (0: there is none)."""
     b = np.frombuffer(code, dtype=np.uint8)
@@ -398,28 +422,35 @@ class _Analyzer:
 
     def _quick(self, body: list[Insn], api: PoolApi, tail: bool) -> Value:
         """The common shapes without the abstract machine: on x64 the last write to the tag register
-        is `mov r8d, imm32`; on x86 the tag's push is among the pushes right before the call.
-        UNSURE when the shape is anything else."""
+        is `mov r8d, imm32` (or `mov r8d, reg32` after `mov reg32, imm32`); on x86 the tag's push is
+        among the pushes right before the call (of an imm32, or of a register set so). UNSURE when
+        the shape is anything else. What it returns is what the machine would (index included)."""
         if self.arch == "x64":
-            prefixes = REG_PREFIXES[api.x64_tag_reg]
-            implicit = api.x64_tag_reg
-            for index in range(len(body) - 1, -1, -1):
-                _address, _size, mnemonic, op_str = body[index]
-                if mnemonic in STOP or mnemonic == "call":
-                    return UNSURE
-                if op_str.startswith(prefixes) and mnemonic not in NO_WRITE:
-                    if mnemonic == "mov" and op_str.startswith(prefixes[0]):
-                        operand = operands(op_str)[1]
-                        if operand[0] == "i":
-                            return (operand[1] & MASK32, index)
-                    return UNSURE
-                if mnemonic in ("xchg", "xadd") or (
-                    mnemonic not in MOVES and implicit in implicit_writes(mnemonic)
-                ):
-                    return UNSURE
-            return UNSURE
-        if tail:
-            return UNSURE
+            return self._quick_x64(body, api)
+        return UNSURE if tail else self._quick_x86(body, api)
+
+    def _quick_x64(self, body: list[Insn], api: PoolApi) -> Value:
+        prefixes = REG_PREFIXES[api.x64_tag_reg]
+        implicit = api.x64_tag_reg
+        for index in range(len(body) - 1, -1, -1):
+            _address, _size, mnemonic, op_str = body[index]
+            if mnemonic in STOP or mnemonic == "call":
+                return UNSURE
+            if op_str.startswith(prefixes) and mnemonic not in NO_WRITE:
+                if mnemonic == "mov" and op_str.startswith(prefixes[0]):
+                    operand = operands(op_str)[1]
+                    if operand[0] == "i":
+                        return (operand[1] & MASK32, index)
+                    if operand[0] == "r" and operand[2] == 32:
+                        return _register_constant(body, index, operand[1])
+                return UNSURE
+            if mnemonic in ("xchg", "xadd") or (
+                mnemonic not in MOVES and implicit in implicit_writes(mnemonic)
+            ):
+                return UNSURE
+        return UNSURE
+
+    def _quick_x86(self, body: list[Insn], api: PoolApi) -> Value:
         wanted = api.x86_tag_slot  # pushes back from the call
         for index in range(len(body) - 1, -1, -1):
             _address, _size, mnemonic, op_str = body[index]
@@ -428,6 +459,8 @@ class _Analyzer:
                     operand = operands(op_str)
                     if len(operand) == 1 and operand[0][0] == "i":
                         return (operand[0][1] & MASK32, index)
+                    if len(operand) == 1 and operand[0][0] == "r" and operand[0][2] == 32:
+                        return _register_constant(body, index, operand[0][1])
                     return UNSURE
                 wanted -= 1
             elif mnemonic in STOP or mnemonic.startswith(STACK_OPS) or mnemonic == "call" or "sp" in op_str:
