@@ -22,10 +22,16 @@ first instruction that decodes from other start offsets agree on, so bytes decod
 invent a `mov r8d, imm32` or a `ret`. The common shapes (`mov r8d, imm32` before the call, x86 `push
 imm32`) are read without the abstract machine.
 
+Speed (benchmarks/bench_scanner.py (c), a pool call every 300 bytes): ~26 us per site on x64, ~17 on
+x86, most of it capstone decoding the window (4 us in C alone) and turning it into Python. Windows end
+at the site's instruction; a register loaded from the IAT is followed no further than the last
+`call reg` / `jmp reg` bytes (it decoded 2 KB for each); the phase check decodes a few instructions
+at a time; and a tag set through a register (`mov ebx, imm32 ... mov r8d, ebx`, `push esi`) is read
+without the machine when nothing between can touch it (x64 62 -> 26 us, x86 23 -> 17 us per site).
+
 Here: the analysis of an image (steps 2 and 3). Step 1's byte patterns are in iatrefs.py, the
 operand parsing in x86ops.py, the abstract machine in machine.py, the pool APIs in poolapis.py.
 """
-
 
 from __future__ import annotations
 
