@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import click
 
+from pooltop.clikit import TAG_FILE
 from pooltop.errors import PooltopError
 from pooltop.model import Snapshot, printable
 
@@ -108,7 +109,7 @@ def import_command(source: str, fmt: str, output: str | None) -> None:
                    "else the largest.")
 @click.option("--top", "-n", type=click.IntRange(min=1, max=50), default=8, show_default=True,
               help="At most this many suspects when none are named.")
-@click.option("--tagfile", "tagfiles", multiple=True, type=click.Path(dir_okay=False),
+@click.option("--tagfile", "tagfiles", multiple=True, type=TAG_FILE,
               help="A pooltag.txt-format file to name tag owners. Repeatable.")
 @click.option("--root", type=click.Path(file_okay=False), default=None,
               help="Take the snapshot from a copied Linux tree (ROOT/proc, ROOT/sys).")
