@@ -17,12 +17,13 @@ from typing import Any, ClassVar
 from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import BindingType
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 
 from pooltop.app.detail import DetailInfo, DetailPane, RowFacts
+from pooltop.app.footer import KeyBar
 from pooltop.app.header import HeaderInfo, PoolHeader, ReplayInfo
 from pooltop.app.help import HelpScreen
-from pooltop.app.keys import KEYS, PooltopCommands, bindings
+from pooltop.app.keys import KEYS, KeySpec, PooltopCommands, bindings
 from pooltop.app.messages import BigPoolReady, ProcessesReady, SampleFailed, SampleReady
 from pooltop.app.sampler import PROCESS_EVERY_S, SampleClock, Sampler, SamplingThread
 from pooltop.app.table import PoolTable
@@ -36,7 +37,7 @@ from pooltop.app.view import (
     ViewSettings,
 )
 from pooltop.errors import PooltopError
-from pooltop.model import COLUMN_BY_KEY, Pool, Totals
+from pooltop.model import COLUMN_BY_KEY, Pool, Snapshot, Totals, printable
 from pooltop.native import Source
 from pooltop.tagdb import OwnerCandidate
 from pooltop.tracking import LeakLevel, Tracker
@@ -128,7 +129,8 @@ class PooltopApp(App[None]):
         yield self.table
         yield self.detail
         yield self.filter_input
-        yield Footer()
+        self.key_bar = KeyBar(self.key_applies, id="footer")
+        yield self.key_bar
 
     async def run_async(self, *args: Any, **kwargs: Any) -> None:
         # The first sample (reading the source, SLUB aliases, the tracker) runs while Textual
@@ -197,12 +199,17 @@ class PooltopApp(App[None]):
         if not self.table.is_mounted:  # arrived while the app is closing
             return
         sample = message.sample
-        if self.pool_model.sample is not None:
-            self._previous_totals = self.pool_model.sample.snapshot.totals
+        before = self.pool_model.sample
+        # The header's trend is against the previous sample of the same tracking only (its numbers
+        # rise; a UI that fell behind may skip some): after a replay's jump the Tracker starts over
+        # (sample_number 1 again), and nothing is computed across a jump.
+        consecutive = before is not None and sample.sample_number > before.sample_number
+        self._previous_totals = before.snapshot.totals if consecutive and before is not None else None
         self.error = None
         self.slow_sample_s = message.elapsed_s if message.elapsed_s > SLOW_SAMPLE_SHARE * self.interval \
             else None
         self.pool_model.apply(sample)
+        self._explain_empty(sample.snapshot)
         self.replay_position = message.position
         self.samples_applied += 1
         self.table.data_changed()
@@ -211,6 +218,19 @@ class PooltopApp(App[None]):
             self._update_detail(fetch_big_pool=False)
         if self.first_sample_at is None:
             self.first_sample_at = time.monotonic()
+
+    def _explain_empty(self, snapshot: Snapshot) -> None:
+        """A sample without rows says why in the table (not "waiting for the first sample…"
+        forever): the source's reason and what to do (not root on Linux: /proc/slabinfo is
+        unreadable); the header still shows the totals that could be read."""
+        if self.showing_processes:
+            return
+        if len(snapshot.counters):
+            self.table.empty_text = "waiting for the first sample…"
+        elif snapshot.warnings:
+            self.table.empty_text = "no rows: " + "; ".join(printable(w) for w in snapshot.warnings)
+        else:
+            self.table.empty_text = "no rows in this sample"
 
     def on_sample_failed(self, message: SampleFailed) -> None:
         if not self.table.is_mounted:
@@ -232,9 +252,7 @@ class PooltopApp(App[None]):
     def _pools_label(self) -> str:
         s = self.model.settings
         if self.showing_processes:
-            sample = self.model.sample
-            windows = sample is not None and sample.snapshot.source.startswith("windows")
-            return f"processes (Bytes private, Diff {'handles' if windows else 'open files'})"
+            return "processes"
         if self.model.is_slab:
             return "slab"
         if s.session_only:
@@ -278,8 +296,27 @@ class PooltopApp(App[None]):
             notes=notes,
             replay=self._replay_info(),
             verdict=self.verdict,
+            pinned=self.table.pinned_key[0] if self.table.pinned_key is not None else None,
         )
         self.header_widget.show(info)
+        if self.key_bar.is_mounted:
+            self.key_bar.refresh()
+
+    def key_applies(self, spec: KeySpec) -> bool:
+        """Whether a key does something here: the key bar leaves out the rest (on Linux `a f p s`
+        would only say that they do not apply)."""
+        action = spec.action
+        if spec.replay:
+            return self.replay is not None
+        if action in ("sort('allocs')", "sort('frees')"):
+            return self.model.has_alloc_counts
+        if action == "cycle_pools":
+            return not (self.showing_processes or self.model.is_slab)
+        if action == "toggle_session":
+            return not self.showing_processes and self.model.has_session_pool
+        if action == "toggle_processes":
+            return self.sampler.processes is not None
+        return True
 
     def _replay_info(self) -> ReplayInfo | None:
         replay = self.replay
@@ -299,6 +336,7 @@ class PooltopApp(App[None]):
         leak = sample.leak
         alloc = counters.has_alloc_counts
         size = counters.extra.get("object_size")
+        rss = counters.extra.get("rss")
         return RowFacts(
             tag=key[0],
             pool=Pool(key[1]),
@@ -317,6 +355,8 @@ class PooltopApp(App[None]):
             growth=float(leak.growth[row]),
             is_new=bool(sample.since_baseline.is_new[row]),
             object_size=int(size[row]) if size is not None else None,
+            rss=int(rss[row]) if rss is not None else None,
+            process_os=m.process_os,
         )
 
     def _update_detail(self, fetch_big_pool: bool) -> None:
@@ -326,7 +366,7 @@ class PooltopApp(App[None]):
             return
         tag, pool = key
         if pool == Pool.PROCESS:
-            self._big_pool = (tag, (), "processes: no big-pool allocations")
+            self._big_pool = (tag, (), None)  # a process has no big-pool allocations: not shown
         elif fetch_big_pool or self._big_pool is None or self._big_pool[0] != tag:
             self._big_pool = (tag, None, None)
             self.run_worker(lambda: self._big_pool_in_thread(tag), group="bigpool", thread=True,
@@ -383,9 +423,10 @@ class PooltopApp(App[None]):
 
     # --- view changes -------------------------------------------------------------------------
 
-    def _view_changed(self) -> None:
+    def _view_changed(self, reset: bool = True) -> None:
+        """The settings changed; `reset` (a new order or row set) shows the top of the table."""
         self.model.recompute()
-        self.table.data_changed()
+        self.table.data_changed(reset=reset)
         self._update_header()
         if self.detail.has_class("-open"):
             self._update_detail(fetch_big_pool=False)
@@ -454,11 +495,9 @@ class PooltopApp(App[None]):
             return
         self.model = self.pool_model if self.showing_processes else self.process_model
         self.table.model = self.model
-        self.table.selected_key = None
-        self.table.cursor = 0
+        self.table.selected_key = self.table.pinned_key = None
         self.table.empty_text = ("waiting for the first process sample (every 5 s)…" if self.showing_processes
                                  else "waiting for the first sample…")
-        self.table.scroll_to(y=0, animate=False)
         self._view_changed()
 
     def action_cycle_pools(self) -> None:
@@ -501,7 +540,7 @@ class PooltopApp(App[None]):
     def action_toggle_highlight(self) -> None:
         s = self.model.settings
         s.highlight = not s.highlight
-        self._view_changed()
+        self._view_changed(reset=False)
 
     def action_toggle_detail(self) -> None:
         pane = self.detail
@@ -581,13 +620,24 @@ class PooltopApp(App[None]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.symbols, replay=self.replay is not None))
 
-    def action_quit_or_close(self) -> None:
+    def action_close(self) -> None:
+        """Esc: close what is open (filter box, then detail pane), else clear an applied filter.
+        It never quits (`q` does): Esc is pressed by reflex, and a leak hunt must not end by it."""
         if self.filter_input.has_class("-open"):
             self._close_filter(keep=False)
         elif self.detail.has_class("-open"):
             self.action_toggle_detail()
+        elif self.model.settings.filter:
+            self.model.set_filter("")
+            self._view_changed()
         else:
-            self.exit()
+            self.notify("Esc closes the detail pane, the filter and help; q quits", timeout=2)
+
+    def action_pin(self) -> None:
+        key = self.table.toggle_pin()
+        if key is not None:
+            self.notify(f"pinned {printable(key[0])}: the cursor follows it; F again to unpin", timeout=3)
+        self._update_header()
 
 
 #: The live view around a source, without running it (tests drive it with run_test()). The app's

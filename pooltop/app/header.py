@@ -26,18 +26,25 @@ from pooltop.verdict import Verdict, VerdictKind
 
 
 def format_uptime(seconds: float | None) -> str:
+    """Uptime with its units spelled out ("14 min", "3 h 05 min", "2 d 03 h"): "0:14" reads as
+    either minutes or hours."""
     if seconds is None:
         return "?"
     s = int(seconds)
     days, s = divmod(s, 86400)
     hours, s = divmod(s, 3600)
     minutes, _ = divmod(s, 60)
-    return f"{days}d {hours:02d}:{minutes:02d}" if days else f"{hours}:{minutes:02d}"
+    if days:
+        return f"{days} d {hours:02d} h"
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min"
 
 
 def format_duration(seconds: float) -> str:
+    """A duration as people read it: "0.25 s", "1.3 s", "45 s", "2 min 05 s", "1 h 05 min"."""
     if seconds < 10 and seconds != int(seconds):
-        return f"{seconds:g} s"
+        return f"{seconds:.2g} s" if seconds >= 1 else f"{seconds:.2f}".rstrip("0").rstrip(".") + " s"
     s = round(seconds)
     if s < 120:
         return f"{s} s"
@@ -86,27 +93,61 @@ class HeaderInfo:
     notes: tuple[str, ...] = ()
     replay: ReplayInfo | None = None
     verdict: Verdict | None = None  # driver or application? None: no process data (replay, failure)
+    pinned: str | None = None  # the row the cursor follows (`F`)
 
 
 class Line:
     """One header line as (text, style) parts: cheap to build, compare and turn into a strip (a rich
     Text would go through Textual's Content and Visual machinery for every sample's clock)."""
 
-    __slots__ = ("parts",)
+    __slots__ = ("breaks", "parts")
 
     def __init__(self, text: str = "", style: Style | None = None) -> None:
         self.parts: list[tuple[str, Style | None]] = [(text, style)] if text else []
+        self.breaks: list[int] = []  # indexes into parts where the line may wrap
 
     def append(self, text: str, style: Style | None = None) -> None:
         if text:
             self.parts.append((text, style))
+
+    def brk(self) -> None:
+        """The line may wrap here (before the next item) when the screen is too narrow."""
+        self.breaks.append(len(self.parts))
+
+    def wrap(self, width: int, indent: str = "   ") -> list[Line]:
+        """The line cut at its break points into lines of at most `width` cells (an item wider
+        than a whole line is cut with an ellipsis when drawn). Continuation lines start with `indent`."""
+        if width <= 0 or cell_len(self.plain) <= width or not self.breaks:
+            return [self]
+        items: list[list[tuple[str, Style | None]]] = []
+        last = 0
+        for b in [*self.breaks, len(self.parts)]:
+            if b > last:
+                items.append(self.parts[last:b])
+            last = b
+        out: list[Line] = []
+        current = Line()
+        used = 0
+        for item in items:
+            size = sum(cell_len(text) for text, _ in item)
+            if current.parts and used + size > width:
+                out.append(current)
+                current, used = Line(indent), len(indent)
+                first, style = item[0]
+                item = [(first.lstrip(" "), style), *item[1:]]
+                size = sum(cell_len(text) for text, _ in item)
+            for text, style in item:
+                current.append(text, style)
+            used += size
+        out.append(current)
+        return out
 
     @property
     def plain(self) -> str:
         return "".join(text for text, _ in self.parts)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Line) and self.parts == other.parts
+        return isinstance(other, Line) and self.parts == other.parts and self.breaks == other.breaks
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -167,7 +208,6 @@ class PoolHeader(Widget):
     def __init__(self, id: str | None = None) -> None:
         super().__init__(id=id)
         self.info: HeaderInfo | None = None
-        self._lines = 1
         self._shown: list[Line] | None = None  # the lines on screen, built in show()
         # Each screen line's strip with what it was rendered from: a new sample re-renders only
         # the lines whose text changed (Widget would render the whole header for any of them).
@@ -178,20 +218,28 @@ class PoolHeader(Widget):
         self._finals: dict[int, tuple[Strip, tuple[object, ...], Strip]] = {}
 
     def show(self, info: HeaderInfo) -> None:
-        lines = self._line_count(info)
         self.info = info
         old = self._shown
-        new = self._shown = self._build(info)
-        if lines != self._lines or old is None or len(old) != len(new):
+        new = self._shown = self._wrapped(info)
+        if old is None or len(old) != len(new):
             # A new layout (the whole screen) only when the header grows or shrinks.
-            self.refresh(layout=lines != self._lines)
+            self.refresh(layout=old is None or len(old) != len(new))
         else:
             # Repaint only the lines that read differently (usually just the host line's clock).
             width = self.size.width
             for y, (before, after) in enumerate(zip(old, new, strict=True)):
                 if before != after:
                     self.refresh(Region(0, y, width, 1))
-        self._lines = lines
+
+    def _wrapped(self, info: HeaderInfo) -> list[Line]:
+        """The header's lines, each wrapped at its break points to the widget's width: at 80
+        columns every figure stays visible on a line of its own rather than cut off."""
+        width = self.size.width
+        return [part for line in self._build(info) for part in line.wrap(width)]
+
+    def on_resize(self) -> None:
+        if self.info is not None:
+            self.show(self.info)
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -239,13 +287,6 @@ class PoolHeader(Widget):
         self._strips[y] = (context, line, strip)
         return strip
 
-    @staticmethod
-    def _line_count(info: HeaderInfo) -> int:
-        snap = info.snapshot
-        return (3 + int(info.show_totals) + (len(snap.warnings) if snap is not None else 0)
-                + int(bool(info.error)) + len(info.notes) + int(info.replay is not None)
-                + int(info.verdict is not None))
-
     def _s(self, name: str) -> Style:
         style = self._styles.get(name)
         if style is None:
@@ -257,7 +298,7 @@ class PoolHeader(Widget):
         if info is None:
             return Text("pooltop: starting…")
         if self._shown is None:
-            self._shown = self._build(info)
+            self._shown = self._wrapped(info)
         text = Text("\n").join(self._as_text(line) for line in self._shown)
         text.no_wrap = True
         text.overflow = "ellipsis"
@@ -303,19 +344,26 @@ class PoolHeader(Widget):
             return out
         h = snap.host
         out.append(f" {printable(h.name)}", Style(bold=True))
+        out.brk()
         out.append(f"  {printable(h.os)} {printable(h.os_version)} {printable(h.arch)}")
+        out.brk()
         out.append("  up ", self._s("label"))
         out.append(format_uptime(h.uptime_s))
+        out.brk()
         out.append("  every ", self._s("label"))
         out.append(format_duration(info.interval_s))
         taken = snap.taken_at.astimezone(info.tz) if info.tz is not None else snap.taken_at.astimezone()
+        out.brk()
         out.append("  at ", self._s("label"))
         out.append(taken.strftime("%H:%M:%S"))
+        out.brk()
         out.append("  #", self._s("label"))
         out.append(str(info.sample_number))
         if info.slow_sample_s is not None:
+            out.brk()
             out.append(f"  (sampling took {info.slow_sample_s:.1f} s)", self._s("warning"))
         if info.paused:
+            out.brk()
             out.append("  ")
             out.append(" PAUSED ", self._s("paused"))
         return out
@@ -327,14 +375,18 @@ class PoolHeader(Widget):
         snap = info.snapshot
         if snap is not None:
             taken = snap.taken_at.astimezone(info.tz) if info.tz is not None else snap.taken_at.astimezone()
+            out.brk()
             out.append(f"  {taken:%Y-%m-%d %H:%M:%S %Z}".rstrip())
+        out.brk()
         out.append("  speed ", self._s("label"))
         if replay.speed:
             out.append(f"{replay.speed}× (samples per refresh)")
         else:
             out.append("paused")
         if replay.at_end:
+            out.brk()
             out.append("  end of the recording", self._s("dim"))
+        out.brk()
         out.append("  [ ] step  { } ten  Home End  < > speed", self._s("dim"))
         return out
 
@@ -372,6 +424,7 @@ class PoolHeader(Widget):
         def sep() -> None:
             nonlocal first
             if not first:
+                out.brk()
                 out.append("  ")
             first = False
 
@@ -405,31 +458,43 @@ class PoolHeader(Widget):
         out = Line(" ")
         out.append("Sort ", self._s("label"))
         out.append(f"{info.sort_title}{'▼' if info.descending else '▲'}")
+        out.brk()
         out.append("  Δ ", self._s("label"))
         if info.since_baseline:
             out.append(f"since baseline ({format_duration(info.baseline_age_s)})")
         else:
             out.append("per refresh")
+        out.brk()
         out.append("  Pools ", self._s("label"))
         out.append(info.pools)
         if info.filter:
+            out.brk()
             out.append("  Filter ", self._s("label"))
             out.append(printable(info.filter), Style(bold=True))
+        if info.pinned is not None:
+            out.brk()
+            out.append("  Pinned ", self._s("label"))
+            out.append(printable(info.pinned), Style(bold=True))
+        out.brk()
         out.append("  Rows ", self._s("label"))
         out.append(f"{info.shown:,}/{info.total:,}" if info.shown != info.total else f"{info.total:,}")
         for level in (LeakLevel.LEAK, LeakLevel.SUSPECT, LeakLevel.WATCH):
             count = info.leak_counts.get(level, 0)
             if count:
+                out.brk()
                 out.append("  ")
                 out.append(f"{count} {level.label}", self._s(level.label))
         if info.new_since_baseline:
+            out.brk()
             out.append(f"  *{info.new_since_baseline} new", self._s("label"))
         if info.vanished_since_baseline:
             gone = info.vanished_since_baseline
             names = ", ".join(printable(t) for t in gone[:3]) + (", …" if len(gone) > 3 else "")
+            out.brk()
             out.append(f"  {len(gone)} gone: ", self._s("label"))
             out.append(names)
         if not info.highlight:
+            out.brk()
             out.append("  highlight off", self._s("dim"))
         return out
 
@@ -440,10 +505,22 @@ class PoolHeader(Widget):
             out.append("(no rows shown)")
         for i, total in enumerate(info.totals_rows):
             if i:
+                out.brk()
                 out.append("  ")
-            noun = "caches" if total.pool is Pool.SLAB else "tags"
             out.append(f"{total.pool.short}: ", Style(bold=True))
-            out.append(f"{total.rows:,} {noun}, {human_bytes(total.bytes)}, diff {total.diff:,}")
+            if total.pool is Pool.SLAB:
+                # Bytes and Diff count active objects only; meminfo's Slab (the line above) counts
+                # whole slab pages, which is about what the caches hold.
+                out.append(f"{total.rows:,} caches, {total.diff:,} active objects in "
+                           f"{human_bytes(total.bytes)}")
+                if total.cache_bytes is not None:
+                    out.brk()
+                    out.append(f"; the caches hold {human_bytes(total.cache_bytes)} with free objects "
+                               "(≈ Slab above)")
+            elif total.pool is Pool.PROCESS:
+                out.append(f"{total.rows:,} processes, {human_bytes(total.bytes)} private")
+            else:
+                out.append(f"{total.rows:,} tags, {human_bytes(total.bytes)}, diff {total.diff:,}")
             if total.change_bytes:
                 style = self._s("up") if total.change_bytes > 0 else self._s("down")
                 sign = "+" if total.change_bytes > 0 else "-"

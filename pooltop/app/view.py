@@ -37,19 +37,34 @@ COLUMN_SORT: dict[str, str] = {
     "per_alloc": "peralloc",
     "owner": "owner",
     "leak": "leak",
+    "cache": "cache",
+    "rss": "rss",
 }
 SORT_COLUMN: dict[str, str] = {v: k for k, v in COLUMN_SORT.items()}
-SORT_NAMES: tuple[str, ...] = (*SORT_KEYS, "pool", "owner", "leak")
+SORT_NAMES: tuple[str, ...] = (*SORT_KEYS, "pool", "owner", "leak", "cache", "rss")
+#: the live table's extra column (columns.EXTRA_COLUMNS) -> the CounterSet extras it is made of
+EXTRA_SOURCES: dict[str, tuple[str, ...]] = {"cache": ("total_objects", "object_size"), "rss": ("rss",)}
 #: the order `(` and `)` walk through the change columns
 CHANGE_SORTS: tuple[str, ...] = ("dallocs", "dfrees", "ddiff", "dbytes")
 CHANGE_OF: dict[str, str] = {"allocs": "dallocs", "frees": "dfrees", "diff": "ddiff", "bytes": "dbytes"}
-#: columns that need cumulative alloc/free counts (absent on Linux)
-ALLOC_COLUMNS = frozenset({"allocs", "d_allocs", "frees", "d_frees"})
 _TEXT_SORTS = frozenset({"tag", "pool", "owner"})
 
 def default_descending(sort: str) -> bool:
     """Numbers largest first, names A-Z."""
     return sort not in _TEXT_SORTS
+
+
+def extra_column(counters: CounterSet) -> tuple[str | None, npt.NDArray[np.int64] | None]:
+    """The live table's extra column for these counters and its values: a slab cache's memory
+    (total objects x object size) or a process's RSS; (None, None) where the extras lack them."""
+    extra = counters.extra
+    for key, names in EXTRA_SOURCES.items():
+        if all(name in extra for name in names):
+            values = np.asarray(extra[names[0]], dtype=np.int64)
+            for name in names[1:]:
+                values = values * np.asarray(extra[name], dtype=np.int64)
+            return key, values
+    return None, None
 
 
 class PoolMode(enum.Enum):
@@ -191,6 +206,17 @@ class ChangeMemory:
         self._counters = counters
         self.now_ns = now
 
+    def state(self, column: str, row: int, fade_ns: int) -> int:
+        """states() of one cell, for rows the memory may not have seen yet (0 then)."""
+        when = self.when.get(column)
+        if when is None or row >= len(when):
+            return 0
+        age = self.now_ns - int(when[row])
+        if age > fade_ns:
+            return 0
+        direction = int(self.direction[column][row])
+        return direction * (2 if age <= 0 else 1)
+
     def states(self, column: str, rows: IndexArray, fade_ns: int) -> npt.NDArray[np.int8]:
         """For each row: +2 went up this sample, +1 went up within the fade time, 0 no change,
         -1 / -2 the same for going down."""
@@ -216,6 +242,7 @@ class PoolTotal:
     bytes: int
     diff: int
     change_bytes: int
+    cache_bytes: int | None = None  # slab: the memory the caches hold (free objects included)
 
 
 class TableModel:
@@ -242,6 +269,9 @@ class TableModel:
         self._match_mask: npt.NDArray[np.bool_] | None = None
         self._tag_rank: npt.NDArray[np.intp] | None = None
         self._last_row: dict[tuple[str, int], int] = {}
+        #: the extra column's key and values per row (see EXTRA_SOURCES), None where there is none
+        self.extra_column: str | None = None
+        self.extra_values: npt.NDArray[np.int64] | None = None
 
     # --- inputs -------------------------------------------------------------------------------
 
@@ -253,6 +283,7 @@ class TableModel:
             self._tag_rank = None
         self.sample = sample
         self.memory.update(sample)
+        self.extra_column, self.extra_values = extra_column(counters)
         self.recompute()
 
     def set_sort(self, sort: str, descending: bool | None = None) -> None:
@@ -308,6 +339,13 @@ class TableModel:
     def is_process(self) -> bool:
         """Process rows (pooltop.processes): Tag is name[pid], Bytes private memory, Diff handles/files."""
         return self._only(Pool.PROCESS, lambda source: source.endswith("-processes"))
+
+    @property
+    def process_os(self) -> str | None:
+        """For process rows: "windows" or "linux" (their Diff is handles or open files), else None."""
+        if not self.is_process or self.sample is None:
+            return None
+        return "windows" if self.sample.snapshot.source.startswith("windows") else "linux"
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -441,6 +479,11 @@ class TableModel:
             values: npt.NDArray[Any] = self._tag_rank[rows]
         elif s.sort == "pool":
             values = counters.pools[rows].astype(np.int64)
+        elif s.sort in EXTRA_SOURCES:
+            if self.extra_column != s.sort or self.extra_values is None:
+                values = np.zeros(len(rows), dtype=np.int64)
+            else:
+                values = self.extra_values[rows]
         elif s.sort in SORT_KEYS:
             column, is_change = SORT_KEYS[s.sort]
             if is_change:
@@ -494,6 +537,8 @@ class TableModel:
                     int(counters.bytes[sel].sum()),
                     int(counters.diff[sel].sum()),
                     int(changes.bytes[sel].sum()) if changes is not None else 0,
+                    int(self.extra_values[sel].sum())
+                    if self.extra_column == "cache" and self.extra_values is not None else None,
                 )
             )
         return out
