@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from pooltop.model import CounterSet, HostInfo, Pool, Snapshot, Totals
-from pooltop.record.store import RecordingWriter
+from pooltop.record import RecordingWriter
 from pooltop.report.analysis import ReportThresholds
 from pooltop.report.render import build_report, render_text
 

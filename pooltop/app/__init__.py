@@ -41,7 +41,7 @@ def default_process_source() -> Source | None:
     """This machine's processes for the verdict line (cheap private memory: no per-process USS),
     or None where they cannot be read (the header then shows no verdict)."""
     try:
-        from pooltop.processes import ProcessSource
+        from pooltop.processes.source import ProcessSource
 
         return ProcessSource(exact_private=False)
     except Exception:  # an unsupported platform, psutil missing: no verdict, the pools still show

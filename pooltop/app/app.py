@@ -39,9 +39,9 @@ from pooltop.app.view import (
 from pooltop.errors import PooltopError
 from pooltop.model import COLUMN_BY_KEY, Pool, Snapshot, Totals, printable
 from pooltop.native import Source
+from pooltop.processes.verdict import Verdict
 from pooltop.tagdb import OwnerCandidate
 from pooltop.tracking import LeakLevel, Tracker
-from pooltop.verdict import Verdict
 
 OwnerLookup = Callable[[str, Pool], Sequence[OwnerCandidate]]
 
@@ -576,7 +576,7 @@ class PooltopApp(App[None]):
         if sample is None:
             self.notify("nothing to export yet", severity="warning", timeout=3)
             return
-        from pooltop.share import export_snapshot
+        from pooltop.snapshots import export_snapshot
 
         book = self.owner_book
         owners = (lambda tag, pool: book.candidates(tag, int(pool))) if book.available else None

@@ -14,7 +14,7 @@ from types import FrameType
 
 import click
 
-from pooltop.cli import Duration
+from pooltop.clikit import Duration
 
 DEFAULT_LISTEN = "127.0.0.1:9877"
 
@@ -109,7 +109,7 @@ def serve(
         raise PooltopError("pooltop serve needs prometheus-client (pip install prometheus-client)") from None
     from pooltop.model import Snapshot
     from pooltop.native import open_source
-    from pooltop.record.formats import OwnerLookup
+    from pooltop.snapshots.writers import OwnerLookup
 
     host, port = listen
     if not is_loopback(host):

@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from pooltop.model import CounterSet, HostInfo, Int64Array, Pool, Snapshot, Totals
 from pooltop.query import sort_rows
-from pooltop.record.formats import OwnerLookup
+from pooltop.snapshots.writers import OwnerLookup
 from pooltop.tracking import IndexArray, LeakLevel, LeakThresholds, TrackedSample, Tracker, align
 
 #: (tag, pool) -> the owner label value ("" when nothing is known)

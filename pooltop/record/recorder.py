@@ -12,8 +12,8 @@ from types import FrameType
 from pooltop.errors import PooltopError
 from pooltop.model import Pool, Snapshot, human_bytes
 from pooltop.native import Source
-from pooltop.record.formats import OwnerLookup
-from pooltop.record.store import RecordingFull, RecordingWriter
+from pooltop.record.writer import RecordingFull, RecordingWriter
+from pooltop.snapshots.writers import OwnerLookup
 from pooltop.tagdb import OwnerCandidate
 
 #: consecutive failed samples after which recording gives up

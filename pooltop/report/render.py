@@ -16,7 +16,8 @@ import numpy as np
 from pooltop import __version__
 from pooltop.errors import PooltopError
 from pooltop.model import HostInfo, Totals, human_bytes
-from pooltop.report.analysis import CounterAnalysis, ReportThresholds, verdict_counts
+from pooltop.record import Recording, read_series
+from pooltop.report.analysis import CounterAnalysis, ReportThresholds, analyse, verdict_counts
 from pooltop.tracking import LeakLevel
 
 REPORT_SCHEMA = "pooltop.report/1"
@@ -258,9 +259,6 @@ def build_report(
     chart_keys: Sequence[tuple[str, int]] | None = None,
 ) -> Report:
     """Open a recording, analyse it and keep what the renderers need."""
-    from pooltop.record.store import Recording, read_series
-    from pooltop.report.analysis import analyse
-
     with Recording(path) as rec:
         series = read_series(rec, max_points=max_points, columns=("allocs", "frees", "diff", "bytes"))
         owners = rec.owners()

@@ -32,10 +32,10 @@ from pooltop import __version__
 from pooltop.errors import PooltopError
 from pooltop.model import Pool, Snapshot, human_bytes
 from pooltop.query import compile_pattern
-from pooltop.record.formats import format_json, format_text
 from pooltop.report.analysis import CounterAnalysis
 from pooltop.report.render import Report, render_html, render_json, render_text
 from pooltop.share.capture import CaptureSet, linux_commands, windows_commands
+from pooltop.snapshots.writers import format_json, format_text
 from pooltop.tagdb import OwnerCandidate
 from pooltop.tracking import LeakLevel
 

@@ -23,7 +23,7 @@ def _warn(snap: Snapshot, label: str) -> None:
 
 
 def _pair(first: str, second: str | None) -> tuple[tuple[str, Snapshot], tuple[str, Snapshot]]:
-    from pooltop.share.snapshot_io import SnapshotRef, count_snapshots, load_ref, parse_ref
+    from pooltop.snapshots.readers import SnapshotRef, count_snapshots, load_ref, parse_ref
 
     if second is None:
         ref = parse_ref(first)
@@ -61,7 +61,7 @@ def diff(before: str, after: str | None, fmt: str, sort_key: str, top: int | Non
     rec.db@-1 the last). A lone recording (or multi-table log) compares its first and last.
     Allocation counters are compared mod 2^32 where both sides have 32-bit counters.
     """
-    from pooltop.cli import emit_text
+    from pooltop.clikit import emit_text
     from pooltop.share.diff import RENDERERS, diff_snapshots, select_rows
 
     (la, a), (lb, b) = _pair(before, after)
@@ -85,9 +85,9 @@ def import_command(source: str, fmt: str, output: str | None) -> None:
     FILE@INDEX picks one table of a file that holds several (0 the first, -1 the last; the last
     by default). Lines that are not part of a table are counted and reported on standard error.
     """
-    from pooltop.cli import emit_text
-    from pooltop.record.formats import FORMATTERS
-    from pooltop.share.snapshot_io import load_snapshot
+    from pooltop.clikit import emit_text
+    from pooltop.snapshots.readers import load_snapshot
+    from pooltop.snapshots.writers import FORMATTERS
 
     snap = load_snapshot(source)
     _warn(snap, source)
@@ -123,7 +123,7 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
     from pooltop.report.analysis import ReportThresholds
     from pooltop.report.render import build_report
     from pooltop.share.bundle import BundleInputs, make_bundle
-    from pooltop.share.snapshot_io import load_snapshot
+    from pooltop.snapshots.readers import load_snapshot
 
     out_abs = os.path.abspath(output)
     for given in (recording, snapshot_ref):
@@ -138,7 +138,7 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
     report = None
     rec_owners = None
     if recording is not None:
-        from pooltop.record.store import Recording
+        from pooltop.record import Recording
 
         report = build_report(recording, ReportThresholds())
         with Recording(recording) as rec:
@@ -164,7 +164,7 @@ def _live_or_recorded(recording: str | None, root: str | None) -> tuple[Snapshot
     from pooltop.native import open_source
 
     def recorded(reason: str) -> tuple[Snapshot, str]:
-        from pooltop.record.store import Recording
+        from pooltop.record import Recording
 
         assert recording is not None
         click.echo(f"pooltop: {reason}; using the recording's last sample", err=True)
@@ -179,7 +179,7 @@ def _live_or_recorded(recording: str | None, root: str | None) -> tuple[Snapshot
             raise
         return recorded(f"no live snapshot ({e})")
     if recording is not None:
-        from pooltop.record.store import read_info
+        from pooltop.record import read_info
 
         info = read_info(recording)
         if (info.source, info.host.name) != (snap.source, snap.host.name):

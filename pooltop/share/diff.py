@@ -19,6 +19,7 @@ from typing import Any
 from pooltop import __version__
 from pooltop.model import CounterSet, Pool, Snapshot, human_bytes
 from pooltop.query import tag_filter
+from pooltop.snapshots.texttable import TextColumn, table_lines
 from pooltop.tracking import align, compute_deltas
 
 DIFF_SCHEMA = "pooltop.diff/1"
@@ -171,7 +172,7 @@ def _signed(v: int) -> str:
     return f"{v:+,}" if v else "0"
 
 
-def render_text(d: SnapshotDiff, rows: Sequence[DiffRow], hidden: int = 0) -> str:
+def _header_lines(d: SnapshotDiff) -> list[str]:
     lines = [
         "pooltop diff",
         "before: " + _side(d.before_label, d.before),
@@ -184,30 +185,26 @@ def render_text(d: SnapshotDiff, rows: Sequence[DiffRow], hidden: int = 0) -> st
             f"{k} {human_bytes(a)} -> {human_bytes(b)} ({'+' if b >= a else ''}{human_bytes(b - a)})"
             for k, a, b in totals))
     lines.append("")
-    cols: list[tuple[str, bool, list[str]]] = [
-        ("Tag", False, [r.tag for r in rows]),
-        ("Type", False, [r.pool.short for r in rows]),
-        ("Status", False, [r.status + ("*" if r.wrapped else "") for r in rows]),
-        ("Bytes before", True, [f"{r.before.bytes:,}" if r.before else "-" for r in rows]),
-        ("Bytes after", True, [f"{r.after.bytes:,}" if r.after else "-" for r in rows]),
-        ("dBytes", True, [_signed(r.change.bytes) for r in rows]),
-        ("dDiff", True, [_signed(r.change.diff) for r in rows]),
+    return lines
+
+
+def _columns(d: SnapshotDiff, rows: Sequence[DiffRow]) -> list[TextColumn]:
+    cols = [
+        TextColumn("Tag", False, [r.tag for r in rows]),
+        TextColumn("Type", False, [r.pool.short for r in rows]),
+        TextColumn("Status", False, [r.status + ("*" if r.wrapped else "") for r in rows]),
+        TextColumn("Bytes before", True, [f"{r.before.bytes:,}" if r.before else "-" for r in rows]),
+        TextColumn("Bytes after", True, [f"{r.after.bytes:,}" if r.after else "-" for r in rows]),
+        TextColumn("dBytes", True, [_signed(r.change.bytes) for r in rows]),
+        TextColumn("dDiff", True, [_signed(r.change.diff) for r in rows]),
     ]
     if d.alloc_counts:
-        cols.append(("dAllocs", True, [_signed(r.change.allocs) for r in rows]))
-        cols.append(("dFrees", True, [_signed(r.change.frees) for r in rows]))
-    widths = [max([len(t), *(len(c) for c in cells)]) for t, _, cells in cols]
+        cols.append(TextColumn("dAllocs", True, [_signed(r.change.allocs) for r in rows]))
+        cols.append(TextColumn("dFrees", True, [_signed(r.change.frees) for r in rows]))
+    return cols
 
-    def line(cells: Sequence[str]) -> str:
-        return " ".join(c.rjust(w) if right else c.ljust(w)
-                        for c, w, (_, right, _) in zip(cells, widths, cols, strict=True)).rstrip()
 
-    if rows:
-        lines.append(line([t for t, _, _ in cols]))
-        lines.extend(line([cells[i] for _, _, cells in cols]) for i in range(len(rows)))
-    else:
-        lines.append("No counter changed." if not hidden else "No counter matches.")
-    lines.append("")
+def _summary(d: SnapshotDiff, hidden: int) -> str:
     grew = sum(1 for r in d.rows if r.status == "changed" and r.change.bytes > 0)
     shrank = sum(1 for r in d.rows if r.status == "changed" and r.change.bytes < 0)
     summary = (f"{grew} grew, {shrank} shrank, {d.count('new')} new, {d.count('vanished')} vanished, "
@@ -216,7 +213,17 @@ def render_text(d: SnapshotDiff, rows: Sequence[DiffRow], hidden: int = 0) -> st
         summary += f"; {hidden} row{'s' if hidden != 1 else ''} not shown"
         if d.count("same"):
             summary += " (--all shows the unchanged ones)"
-    lines.append(summary)
+    return summary
+
+
+def render_text(d: SnapshotDiff, rows: Sequence[DiffRow], hidden: int = 0) -> str:
+    lines = _header_lines(d)
+    if rows:
+        lines += table_lines(_columns(d, rows))
+    else:
+        lines.append("No counter changed." if not hidden else "No counter matches.")
+    lines.append("")
+    lines.append(_summary(d, hidden))
     if any(r.wrapped for r in rows):
         lines.append("* a 32-bit allocation counter wrapped between the two; the change is taken mod 2^32")
     lines.extend(f"note: {n}" for n in d.notes)

@@ -21,7 +21,7 @@ from pooltop.errors import BadInput, PooltopError
 from pooltop.model import Pool, Snapshot, human_bytes
 from pooltop.report.analysis import CounterAnalysis, ReportThresholds, analyse
 from pooltop.report.render import REPORT_SCHEMA, Report, render_html, render_json, render_text
-from pooltop.share.snapshot_io import FileKind, detect_kind, read_snapshots
+from pooltop.snapshots.readers import FileKind, detect_kind, read_snapshots
 from pooltop.tagdb import OwnerCandidate
 
 FILE_TIME_SOURCES = ("poolmon-log", "windbg-poolused")

@@ -127,10 +127,6 @@ class Layout:
         """Where the record array starts after the ULONG Count (aligned to the pointer size)."""
         return self.pointer_size
 
-    @property
-    def pointer_dtype(self) -> np.dtype[Any]:
-        return np.dtype("<u8" if self.pointer_size == 8 else "<u4")
-
 
 X64: Final = Layout("x64", 8)
 X86: Final = Layout("x86", 4)

@@ -22,8 +22,7 @@ import datetime as dt
 import re
 
 from pooltop.errors import BadInput
-from pooltop.model import Pool, Snapshot, Totals
-from pooltop.share._text import (
+from pooltop.importers.textfile import (
     LineTally,
     TableRows,
     bounded_int,
@@ -31,6 +30,7 @@ from pooltop.share._text import (
     file_time,
     tag_from_text,
 )
+from pooltop.model import Pool, Snapshot, Totals
 
 SOURCE = "poolmon-log"
 

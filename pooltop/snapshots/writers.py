@@ -12,10 +12,21 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
+import numpy.typing as npt
 
 from pooltop import __version__
-from pooltop.model import SNAPSHOT_SCHEMA, CounterSet, Pool, Snapshot, human_bytes
+from pooltop.model import (
+    COLUMN_BY_KEY,
+    COLUMNS,
+    SNAPSHOT_SCHEMA,
+    Column,
+    ColumnKind,
+    CounterSet,
+    Pool,
+    Snapshot,
+    human_bytes,
+)
+from pooltop.snapshots.texttable import TextColumn, table_lines
 from pooltop.tagdb import OwnerCandidate
 from pooltop.tracking import Deltas, IndexArray, LeakLevel, LeakScores
 
@@ -126,6 +137,41 @@ def _first_owner(owners: OwnerLookup | None, tag: str, pool: Pool) -> OwnerCandi
     return found[0] if found else None
 
 
+def counter_columns(counters: CounterSet, changes: Deltas | None, *, alloc_counts: bool = True
+                    ) -> list[Column]:
+    """The counter columns an export shows, in `model.COLUMNS` order: the change columns only with
+    `changes`, allocs and frees only where counted (or always, with alloc_counts=False: CSV keeps
+    its columns fixed). Owner and leak are annotations the writers place themselves."""
+    return [
+        col for col in COLUMNS
+        if col.key not in _ANNOTATIONS
+        and (changes is not None or not col.is_change)
+        and (counters.has_alloc_counts or not alloc_counts or col.key not in _ALLOC_KEYS)
+    ]
+
+
+def column_values(counters: CounterSet, changes: Deltas | None) -> dict[str, npt.NDArray[Any]]:
+    """Each numeric column's values by key (`model.COLUMNS` keys)."""
+    values: dict[str, npt.NDArray[Any]] = {
+        "allocs": counters.allocs, "frees": counters.frees, "diff": counters.diff, "bytes": counters.bytes,
+        "per_alloc": counters.per_alloc(),
+    }
+    if changes is not None:
+        values |= {"d_allocs": changes.allocs, "d_frees": changes.frees, "d_diff": changes.diff,
+                   "d_bytes": changes.bytes}
+    return values
+
+
+_ANNOTATIONS = ("owner", "leak")
+_ALLOC_KEYS = frozenset({"allocs", "d_allocs", "frees", "d_frees"})
+#: CSV's owner columns, after its counter, extra and leak columns
+_CSV_OWNER_FIELDS = ("owner", "owner_source", "owner_confidence", "description")
+
+
+def _csv_cell(key: str, values: npt.NDArray[Any], i: int) -> object:
+    return round(float(values[i]), 1) if key == "per_alloc" else int(values[i])
+
+
 def format_csv(
     snap: Snapshot,
     rows: IndexArray | None = None,
@@ -134,37 +180,24 @@ def format_csv(
     leak: LeakScores | None = None,
 ) -> str:
     c = snap.counters
-    per_alloc = c.per_alloc()
+    columns = counter_columns(c, changes, alloc_counts=False)
+    # CSV keeps the plain counters first and their changes (with `new`) after them.
+    counts = [col.key for col in columns if not col.is_change and col.key not in ("tag", "pool")]
+    deltas = [col.key for col in columns if col.is_change]
+    values = column_values(c, changes)
     extras = list(c.extra)
-    header = ["tag", "pool", "allocs", "frees", "diff", "bytes", "per_alloc"]
-    if changes is not None:
-        header += ["d_allocs", "d_frees", "d_diff", "d_bytes", "new"]
-    header += extras
+    header = ["tag", "pool", *counts, *deltas, *(["new"] if changes is not None else []), *extras]
     if leak is not None:
         header.append("leak")
-    header += ["owner", "owner_source", "owner_confidence", "description"]
+    header += _CSV_OWNER_FIELDS
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
     for i in _rows(c, rows):
         pool = Pool(int(c.pools[i]))
-        row: list[object] = [
-            c.tags[i],
-            pool.label,
-            int(c.allocs[i]),
-            int(c.frees[i]),
-            int(c.diff[i]),
-            int(c.bytes[i]),
-            round(float(per_alloc[i]), 1),
-        ]
+        row: list[object] = [c.tags[i], pool.label, *(_csv_cell(k, values[k], i) for k in counts)]
         if changes is not None:
-            row += [
-                int(changes.allocs[i]),
-                int(changes.frees[i]),
-                int(changes.diff[i]),
-                int(changes.bytes[i]),
-                int(bool(changes.is_new[i])),
-            ]
+            row += [*(int(values[k][i]) for k in deltas), int(bool(changes.is_new[i]))]
         row += [int(c.extra[k][i]) for k in extras]
         if leak is not None:
             row.append(LeakLevel(int(leak.levels[i])).label)
@@ -182,15 +215,15 @@ def _fmt_change(v: int) -> str:
     return f"{v:+,}" if v else "0"
 
 
-def format_text(
-    snap: Snapshot,
-    rows: IndexArray | None = None,
-    changes: Deltas | None = None,
-    owners: OwnerLookup | None = None,
-    leak: LeakScores | None = None,
-) -> str:
-    """A poolmon-like table with a header of system totals."""
-    c = snap.counters
+def _text_cells(col: Column, values: npt.NDArray[Any], idx: Sequence[int]) -> list[str]:
+    if col.key == "per_alloc":
+        return [f"{values[i]:,.0f}" for i in idx]
+    fmt = _fmt_change if col.is_change else _fmt_int
+    return [fmt(int(values[i])) for i in idx]
+
+
+def _text_header(snap: Snapshot, changes: Deltas | None) -> list[str]:
+    """The host line, the totals and the warnings above the table."""
     h = snap.host
     facts = [h.name, " ".join(x for x in (h.os, h.os_version, h.arch) if x),
              f"{snap.taken_at.strftime('%Y-%m-%d %H:%M:%S')} UTC", f"source {snap.source}"]
@@ -202,49 +235,42 @@ def format_text(
     ]
     if totals:
         lines.append("  ".join(totals))
-    for w in snap.warnings:
-        lines.append(f"warning: {w}")
+    lines.extend(f"warning: {w}" for w in snap.warnings)
     lines.append("")
+    return lines
 
-    idx = _rows(c, rows)
-    per_alloc = c.per_alloc()
-    cols: list[tuple[str, bool, list[str]]] = []  # title, right-aligned, cells
-    cols.append(("Tag", False, [c.tags[i] for i in idx]))
-    cols.append(("Type", False, [Pool(int(c.pools[i])).short for i in idx]))
-    if c.has_alloc_counts:
-        cols.append(("Allocs", True, [_fmt_int(int(c.allocs[i])) for i in idx]))
-        if changes is not None:
-            cols.append(("dAllocs", True, [_fmt_change(int(changes.allocs[i])) for i in idx]))
-        cols.append(("Frees", True, [_fmt_int(int(c.frees[i])) for i in idx]))
-        if changes is not None:
-            cols.append(("dFrees", True, [_fmt_change(int(changes.frees[i])) for i in idx]))
-    cols.append(("Diff", True, [_fmt_int(int(c.diff[i])) for i in idx]))
-    if changes is not None:
-        cols.append(("dDiff", True, [_fmt_change(int(changes.diff[i])) for i in idx]))
-    cols.append(("Bytes", True, [_fmt_int(int(c.bytes[i])) for i in idx]))
-    if changes is not None:
-        cols.append(("dBytes", True, [_fmt_change(int(changes.bytes[i])) for i in idx]))
-    cols.append(("Per Alloc", True, [f"{per_alloc[i]:,.0f}" for i in idx]))
+
+def _text_columns(snap: Snapshot, idx: Sequence[int], changes: Deltas | None, owners: OwnerLookup | None,
+                  leak: LeakScores | None) -> list[TextColumn]:
+    c = snap.counters
+    values = column_values(c, changes)
+    cells: dict[str, list[str]] = {
+        "tag": [c.tags[i] for i in idx],
+        "pool": [Pool(int(c.pools[i])).short for i in idx],
+    }
     if leak is not None:
-        cols.append(("Leak", False, [LeakLevel(int(leak.levels[i])).label for i in idx]))
+        cells["leak"] = [LeakLevel(int(leak.levels[i])).label for i in idx]
     if owners is not None:
-        cells = []
-        for i in idx:
-            o = _first_owner(owners, c.tags[i], Pool(int(c.pools[i])))
-            cells.append(f"{o.owner} {o.description}".strip()[:60] if o else "")
-        cols.append(("Owner", False, cells))
-    widths = [max([len(title), *(len(x) for x in cells)]) for title, _, cells in cols]
+        found = (_first_owner(owners, c.tags[i], Pool(int(c.pools[i]))) for i in idx)
+        cells["owner"] = [f"{o.owner} {o.description}".strip()[:60] if o else "" for o in found]
+    shown = [*counter_columns(c, changes), *(COLUMN_BY_KEY[k] for k in _TEXT_ANNOTATIONS if k in cells)]
+    return [
+        TextColumn(col.title, col.kind in _RIGHT_ALIGNED,
+                   cells[col.key] if col.key in cells else _text_cells(col, values[col.key], idx))
+        for col in shown
+    ]
 
-    def line(cells: Sequence[str]) -> str:
-        parts = [
-            cell.rjust(wd) if right else cell.ljust(wd)
-            for cell, wd, (_, right, _) in zip(cells, widths, cols, strict=True)
-        ]
-        return " ".join(parts).rstrip()
 
-    lines.append(line([title for title, _, _ in cols]))
-    for r in range(len(idx)):
-        lines.append(line([cells[r] for _, _, cells in cols]))
+def format_text(
+    snap: Snapshot,
+    rows: IndexArray | None = None,
+    changes: Deltas | None = None,
+    owners: OwnerLookup | None = None,
+    leak: LeakScores | None = None,
+) -> str:
+    """A poolmon-like table with a header of system totals."""
+    lines = _text_header(snap, changes)
+    lines += table_lines(_text_columns(snap, _rows(snap.counters, rows), changes, owners, leak))
     if changes is not None and len(changes.vanished):
         gone = ", ".join(changes.vanished.tags[:20])
         more = len(changes.vanished) - 20
@@ -252,6 +278,9 @@ def format_text(
     return "\n".join(lines) + "\n"
 
 
+#: the text table's annotation columns, after the counters, in this order
+_TEXT_ANNOTATIONS = ("leak", "owner")
+_RIGHT_ALIGNED = frozenset({ColumnKind.COUNT, ColumnKind.BYTES})
 _TOTAL_LABELS = {
     "paged_pool": "Paged",
     "nonpaged_pool": "Nonpaged",
@@ -263,11 +292,6 @@ _TOTAL_LABELS = {
     "swap_total": "Swap",
     "swap_free": "SwapFree",
 }
-
-
-def total_bytes(counters: CounterSet, rows: IndexArray | None = None) -> int:
-    values = counters.bytes if rows is None else counters.bytes[rows]
-    return int(np.sum(values))
 
 
 FORMATTERS = {"text": format_text, "json": format_json, "csv": format_csv}

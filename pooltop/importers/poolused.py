@@ -35,8 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pooltop.errors import BadInput
-from pooltop.model import Pool, Snapshot, Totals
-from pooltop.share._text import (
+from pooltop.importers.textfile import (
     INT64_MAX,
     LineTally,
     TableRows,
@@ -45,6 +44,7 @@ from pooltop.share._text import (
     file_time,
     tag_from_text,
 )
+from pooltop.model import Pool, Snapshot, Totals
 
 SOURCE = "windbg-poolused"
 

@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pooltop.errors import BadInput
+from pooltop.importers.poolmon import parse_poolmon_log
+from pooltop.importers.poolused import parse_poolused
 from pooltop.model import Pool, Snapshot, escape_tag
-from pooltop.share.poolmon import parse_poolmon_log
-from pooltop.share.poolused import parse_poolused
-from pooltop.share.snapshot_io import FileKind, detect_kind, load_snapshot, load_snapshots
+from pooltop.snapshots.readers import FileKind, detect_kind, load_snapshot, load_snapshots
 
 IMPORT = os.path.join(DATA, "import")
 NP, PG, SS = Pool.NONPAGED, Pool.PAGED, Pool.SESSION
