@@ -7,6 +7,7 @@ test checks that case too rather than skipping it.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shlex
@@ -218,7 +219,7 @@ def test_sort_by_dbytes_under_churn_shows_the_top_changers(tmux: Tmux, tmp_path:
             assert len(rows) > 5, screen
             values = [v for _, v in rows]
             # largest first (values rounded to a unit may tie), and the cursor on the first row
-            assert all(a >= b for a, b in zip(values, values[1:], strict=False)), screen
+            assert all(a >= b for a, b in itertools.pairwise(values)), screen
             assert rows[0][0].startswith("▶"), screen
             seen_change = seen_change or values[0] > 0
         assert seen_change  # the churn moved some cache up within three seconds
