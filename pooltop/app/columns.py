@@ -143,4 +143,23 @@ def layout_columns(
             spare = 0
         out.append(LaidColumn(col, x, w))
         x += w + 1
+    return _widen_numbers(out, spare)
+
+
+#: how much wider a number column gets when a table without Owner leaves room (a column reads
+#: alike when its numbers keep their separators: +1,548,288 beside +51,400,000, not +51.4M)
+NUMBER_GROWTH = 3
+
+
+def _widen_numbers(columns: list[LaidColumn], spare: int) -> list[LaidColumn]:
+    numbers = [lc for lc in columns if lc.right]
+    if not numbers or spare < len(numbers):
+        return columns
+    grow = min(NUMBER_GROWTH, spare // len(numbers))
+    out: list[LaidColumn] = []
+    x = MARKER_WIDTH
+    for lc in columns:
+        w = lc.width + (grow if lc.right else 0)
+        out.append(LaidColumn(lc.column, x, w))
+        x += w + 1
     return out

@@ -98,7 +98,8 @@ class DetailPane(VerticalScroll):
             return
         process = row.pool is Pool.PROCESS
         self.query_one("#label-bytes", Static).update("Private" if process else "Bytes")
-        self.query_one("#label-diff", Static).update(_count_word(row).capitalize() if process else "Diff")
+        counted = "Handles" if row.process_os == "windows" else "Files"
+        self.query_one("#label-diff", Static).update(counted if process else "Diff")
         head.update(_process_head_text(row, info.history_seconds) if process
                     else _head_text(row, info.history_seconds))
         self._spark("bytes", info.history_bytes, human_bytes)

@@ -117,13 +117,13 @@ class Line:
     def wrap(self, width: int, indent: str = "   ") -> list[Line]:
         """The line cut at its break points into lines of at most `width` cells (an item wider
         than a whole line is cut with an ellipsis when drawn). Continuation lines start with `indent`."""
-        if width <= 0 or cell_len(self.plain) <= width or not self.breaks:
+        if width <= 0 or cell_len(self.plain) <= width:
             return [self]
         items: list[list[tuple[str, Style | None]]] = []
         last = 0
         for b in [*self.breaks, len(self.parts)]:
             if b > last:
-                items.append(self.parts[last:b])
+                items.extend(_words(self.parts[last:b], width - len(indent)))
             last = b
         out: list[Line] = []
         current = Line()
@@ -178,6 +178,23 @@ class Line:
                 texts.append(" " * (width - used))
                 styles.append(base)
         return Strip([Segment(text, style) for text, style in zip(texts, styles, strict=True)], width)
+
+
+def _words(item: list[tuple[str, Style | None]], width: int) -> list[list[tuple[str, Style | None]]]:
+    """An item wider than `width` as one item per word (each but the first starting with its
+    space), so a long sentence (the verdict, a warning) wraps between words instead of being cut."""
+    if sum(cell_len(text) for text, _ in item) <= width:
+        return [item]
+    out: list[list[tuple[str, Style | None]]] = []
+    for text, style in item:
+        words = text.split(" ")
+        for i, word in enumerate(words):
+            piece = word if i == 0 else " " + word
+            if i == 0 and out and not text.startswith(" "):
+                out[-1].append((piece, style))  # the part goes on the word it continues
+            elif piece:
+                out.append([(piece, style)])
+    return out
 
 
 _TOTALS_WINDOWS = (("Paged", "paged_pool"), ("Nonpaged", "nonpaged_pool"))
@@ -513,10 +530,6 @@ class PoolHeader(Widget):
                 # whole slab pages, which is about what the caches hold.
                 out.append(f"{total.rows:,} caches, {total.diff:,} active objects in "
                            f"{human_bytes(total.bytes)}")
-                if total.cache_bytes is not None:
-                    out.brk()
-                    out.append(f"; the caches hold {human_bytes(total.cache_bytes)} with free objects "
-                               "(≈ Slab above)")
             elif total.pool is Pool.PROCESS:
                 out.append(f"{total.rows:,} processes, {human_bytes(total.bytes)} private")
             else:
@@ -525,4 +538,8 @@ class PoolHeader(Widget):
                 style = self._s("up") if total.change_bytes > 0 else self._s("down")
                 sign = "+" if total.change_bytes > 0 else "-"
                 out.append(f" ({sign}{human_bytes(abs(total.change_bytes))})", style)
+            if total.cache_bytes is not None:
+                out.brk()
+                out.append(f"  the caches hold {human_bytes(total.cache_bytes)}, free objects included "
+                           "(≈ Slab above, which counts whole slab pages)")
         return out

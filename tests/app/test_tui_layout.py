@@ -159,3 +159,31 @@ def test_sort_arrow_never_hides_the_title() -> None:
     assert title_fits("Per Alloc", "▼", 9) == "PerAlloc▼"
     assert title_fits("Bytes", "▼", 12) == "Bytes▼"
     assert title_fits("dAllocs", "▲", 7) == "dAlloc▲"
+
+
+async def test_a_long_verdict_wraps_between_words_at_80_columns() -> None:
+    from tui_fakes import GrowingSlabSource
+
+    app = build_app(source=GrowingSlabSource(), processes=ScriptedProcesses(grow=0), process_every_s=0)
+    async with app.run_test(size=(80, 30)) as pilot:
+        await advance(pilot, 4)
+        lines = screen_text(app).splitlines()
+        start = next(i for i, line in enumerate(lines) if "verdict:" in line)
+        verdict = " ".join(line.strip() for line in lines[start:start + 3])
+        assert app.verdict is not None
+        assert " ".join(app.verdict.text.split()[:12]) in verdict
+        assert not any(line.endswith("…") for line in lines[:start + 3])
+
+
+async def test_processes_use_the_width_with_numbers_that_keep_their_separators() -> None:
+    app = build_app(source=ScriptedSource(windows=False), processes=ScriptedProcesses(grow=16 << 20),
+                    process_every_s=0)
+    async with app.run_test(size=(200, 30)) as pilot:
+        await advance(pilot, 3)
+        await pilot.press("P")
+        await advance(pilot, 1)
+        columns = {lc.column.key: lc for lc in app.table.columns}
+        assert columns["tag"].column.title == "Process" and columns["bytes"].column.title == "Private"
+        assert columns["diff"].column.title == "Files" and "rss" in columns
+        assert columns["d_bytes"].width >= 13  # +16,777,216 fits with its separators
+        assert "+16,777,216" in screen_text(app)
