@@ -12,37 +12,13 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Sparkline, Static
 
+from pooltop.app.view import RowFacts
 from pooltop.model import Pool, human_bytes, printable
 from pooltop.native import BigPoolAllocation
 from pooltop.tagdb import OwnerCandidate
 from pooltop.tracking import LeakLevel
 
 BIG_POOL_SHOWN = 8
-
-
-@dataclass(frozen=True)
-class RowFacts:
-    """One row of the current sample, as the detail pane shows it."""
-
-    tag: str
-    pool: Pool
-    allocs: int | None  # None on Linux (no cumulative counts)
-    frees: int | None
-    diff: int
-    bytes: int
-    change_bytes: int
-    change_diff: int
-    since_baseline: bool
-    level: LeakLevel
-    score: float
-    slope: float  # bytes per second
-    ups: int
-    downs: int
-    growth: float
-    is_new: bool
-    object_size: int | None = None
-    rss: int | None = None  # processes: resident memory
-    process_os: str | None = None  # processes: "linux" (Diff is open files) or "windows" (handles)
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,15 @@ class KeyBar(Widget):
         super().__init__(id=id)
         self.applies = applies
         self._spans: list[tuple[int, int, KeySpec | None]] = []
+        self._shown: tuple[bool, ...] | None = None
+
+    def keys_may_have_changed(self) -> None:
+        """Repaint if the set of keys that apply changed (the app calls this every sample: a
+        repaint per sample would cost a render of the bar for nothing)."""
+        shown = tuple(self.applies(spec) for spec in KEYS if spec.footer)
+        if shown != self._shown:
+            self._shown = shown
+            self.refresh()
 
     def render(self) -> Text:
         key_style = self.get_component_rich_style("key-bar--key", partial=True)

@@ -161,25 +161,14 @@ class RowPainter:
                     if highlight:
                         style = combo(level, cursor, "pool-table--up" if value > 0 else "pool-table--down")
                     text = number(value, w, signed=True)
-            elif kind is _Cell.TAG:
-                text = fit(printable(inputs[_IN_TAG]), w)
-                if is_new:
-                    style = new_style
-            elif kind is _Cell.PER_ALLOC:
-                diff = inputs[_IN_DIFF]
-                text = number(inputs[_IN_BYTES] // diff if diff > 0 else 0, w)
-            elif kind is _Cell.EXTRA:
-                text = number(inputs[_IN_EXTRA], w)
-            elif kind is _Cell.OWNER:
-                text = fit(owner_text(inputs[_IN_TAG], inputs[_IN_POOL]), w)
             elif kind is _Cell.LEAK:
                 text = fit(LEVEL_TEXT[level], w)
                 if level is not LeakLevel.STABLE:
                     style = combo(level, cursor, _LABEL_CLASS[level])
-            elif kind is _Cell.POOL:
-                text = fit(Pool(inputs[_IN_POOL]).short, w)
-            else:  # a column added to the model later: show nothing rather than fail
-                text = " " * w
+            else:
+                text = _plain_cell(kind, w, inputs, owner_text)
+                if kind is _Cell.TAG and is_new:
+                    style = new_style
             end = pos + len(text)
             if style is not row_style:
                 if marks and marks[-1][1] == pos and marks[-1][2] is style:
@@ -208,6 +197,22 @@ class RowPainter:
                 style = style + resolve(name)
             self._combos[key] = style
         return style
+
+
+def _plain_cell(kind: _Cell, w: int, inputs: tuple[Any, ...], owner_text: Callable[[str, int], str]) -> str:
+    """The text of a cell drawn in the row's own style (the tag's may be marked new)."""
+    if kind is _Cell.TAG:
+        return fit(printable(inputs[_IN_TAG]), w)
+    if kind is _Cell.PER_ALLOC:
+        diff = inputs[_IN_DIFF]
+        return number(inputs[_IN_BYTES] // diff if diff > 0 else 0, w)
+    if kind is _Cell.EXTRA:
+        return number(inputs[_IN_EXTRA], w)
+    if kind is _Cell.OWNER:
+        return fit(owner_text(inputs[_IN_TAG], inputs[_IN_POOL]), w)
+    if kind is _Cell.POOL:
+        return fit(Pool(inputs[_IN_POOL]).short, w)
+    return " " * w  # a column added to the model later: show nothing rather than fail
 
 
 def _cut(line: str, marks: list[tuple[int, int, Style]], row_style: Style, width: int) -> Strip:

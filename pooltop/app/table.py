@@ -28,7 +28,8 @@ from pooltop.app.columns import MARKER_WIDTH, TAG_MAX_WIDTH, LaidColumn, layout_
 from pooltop.app.keys import bindings
 from pooltop.app.lines import StripFinisher
 from pooltop.app.rows import RowPainter, cell_plan, row_inputs
-from pooltop.app.view import COLUMN_SORT, SORT_COLUMN, TableModel
+from pooltop.app.sorting import COLUMN_SORT, SORT_COLUMN
+from pooltop.app.view import TableModel
 
 
 class PoolTable(ScrollView, can_focus=True):

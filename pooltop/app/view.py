@@ -15,56 +15,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pooltop.app.changes import ChangeMemory
+from pooltop.app.sorting import EXTRA_SOURCES, SORT_NAMES, default_descending, extra_column, stable_head
 from pooltop.model import CounterSet, Pool, printable
 from pooltop.query import SORT_KEYS, compile_pattern, sort_rows
 from pooltop.tagdb import OwnerCandidate
-from pooltop.tracking import Deltas, IndexArray, LeakLevel, TrackedSample, align
+from pooltop.tracking import Deltas, IndexArray, LeakLevel, TrackedSample
 
 OwnerLookup = Callable[[str, Pool], Sequence[OwnerCandidate]]
-
-#: table column key -> sort name (query.SORT_KEYS plus the UI-only "pool", "owner" and "leak").
-COLUMN_SORT: dict[str, str] = {
-    "tag": "tag",
-    "pool": "pool",
-    "allocs": "allocs",
-    "d_allocs": "dallocs",
-    "frees": "frees",
-    "d_frees": "dfrees",
-    "diff": "diff",
-    "d_diff": "ddiff",
-    "bytes": "bytes",
-    "d_bytes": "dbytes",
-    "per_alloc": "peralloc",
-    "owner": "owner",
-    "leak": "leak",
-    "cache": "cache",
-    "rss": "rss",
-}
-SORT_COLUMN: dict[str, str] = {v: k for k, v in COLUMN_SORT.items()}
-SORT_NAMES: tuple[str, ...] = (*SORT_KEYS, "pool", "owner", "leak", "cache", "rss")
-#: the live table's extra column (columns.EXTRA_COLUMNS) -> the CounterSet extras it is made of
-EXTRA_SOURCES: dict[str, tuple[str, ...]] = {"cache": ("total_objects", "object_size"), "rss": ("rss",)}
-#: the order `(` and `)` walk through the change columns
-CHANGE_SORTS: tuple[str, ...] = ("dallocs", "dfrees", "ddiff", "dbytes")
-CHANGE_OF: dict[str, str] = {"allocs": "dallocs", "frees": "dfrees", "diff": "ddiff", "bytes": "dbytes"}
-_TEXT_SORTS = frozenset({"tag", "pool", "owner"})
-
-def default_descending(sort: str) -> bool:
-    """Numbers largest first, names A-Z."""
-    return sort not in _TEXT_SORTS
-
-
-def extra_column(counters: CounterSet) -> tuple[str | None, npt.NDArray[np.int64] | None]:
-    """The live table's extra column for these counters and its values: a slab cache's memory
-    (total objects x object size) or a process's RSS; (None, None) where the extras lack them."""
-    extra = counters.extra
-    for key, names in EXTRA_SOURCES.items():
-        if all(name in extra for name in names):
-            values = np.asarray(extra[names[0]], dtype=np.int64)
-            for name in names[1:]:
-                values = values * np.asarray(extra[name], dtype=np.int64)
-            return key, values
-    return None, None
 
 
 class PoolMode(enum.Enum):
@@ -135,104 +93,64 @@ def filter_pattern(text: str) -> re.Pattern[str] | None:
     return compile_pattern(text, case_sensitive=False)
 
 
-def _stable_head(key: npt.NDArray[Any], count: int) -> IndexArray:
-    """The first `count` indexes of np.argsort(key, kind="stable"), without sorting the rest:
-    partition, take everything below the count-th key and the earliest of its ties, sort those."""
-    if count >= len(key):
-        return np.argsort(key, kind="stable")
-    kth = key[np.argpartition(key, count - 1)[count - 1]]
-    below = np.flatnonzero(key < kth)
-    ties = np.flatnonzero(key == kth)[: count - len(below)]
-    chosen = np.concatenate([below, ties])
-    if len(chosen) != count:  # NaN keys compare with nothing: let a full sort place them
-        return np.argsort(key, kind="stable")[:count]
-    out: IndexArray = chosen[np.argsort(key[chosen], kind="stable")]
-    return out
+@dataclass(frozen=True)
+class RowFacts:
+    """One row of the current sample, as the detail pane shows it."""
+
+    tag: str
+    pool: Pool
+    allocs: int | None  # None on Linux (no cumulative counts)
+    frees: int | None
+    diff: int
+    bytes: int
+    change_bytes: int
+    change_diff: int
+    since_baseline: bool
+    level: LeakLevel
+    score: float
+    slope: float  # bytes per second
+    ups: int
+    downs: int
+    growth: float
+    is_new: bool
+    object_size: int | None = None
+    rss: int | None = None  # processes: resident memory
+    process_os: str | None = None  # processes: "linux" (Diff is open files) or "windows" (handles)
 
 
-class ChangeMemory:
-    """When each value cell last went up or down, so highlights can fade (as PoolMonX does).
-
-    Kept per row of the current counters and moved along when rows appear or vanish.
-    """
-
-    COLUMNS = ("allocs", "frees", "diff", "bytes")
-    NEVER = np.iinfo(np.int64).min // 2
-
-    def __init__(self) -> None:
-        self._counters: CounterSet | None = None
-        # One row per column (COLUMNS order), one column per counter row: the table reads all four
-        # columns of its visible rows with one gather.
-        self._when = np.zeros((len(self.COLUMNS), 0), dtype=np.int64)
-        self._direction = np.zeros((len(self.COLUMNS), 0), dtype=np.int8)
-        self.when: dict[str, npt.NDArray[np.int64]] = {}
-        self.direction: dict[str, npt.NDArray[np.int8]] = {}
-        self.now_ns = 0
-
-    def _views(self) -> None:
-        self.when = {c: self._when[i] for i, c in enumerate(self.COLUMNS)}
-        self.direction = {c: self._direction[i] for i, c in enumerate(self.COLUMNS)}
-
-    def update(self, sample: TrackedSample) -> None:
-        counters = sample.counters
-        n = len(counters)
-        now = sample.snapshot.monotonic_ns
-        if self._counters is None:
-            self._when = np.full((len(self.COLUMNS), n), self.NEVER, dtype=np.int64)
-            self._direction = np.zeros((len(self.COLUMNS), n), dtype=np.int8)
-            self._views()
-        elif not counters.same_keys(self._counters):
-            mapping = align(self._counters, counters)
-            present = mapping >= 0
-            safe = np.where(present, mapping, 0)
-            if self._when.shape[1]:
-                self._when = np.where(present, self._when[:, safe], self.NEVER)
-                self._direction = np.where(present, self._direction[:, safe], 0).astype(np.int8)
-            else:
-                self._when = np.full((len(self.COLUMNS), n), self.NEVER, dtype=np.int64)
-                self._direction = np.zeros((len(self.COLUMNS), n), dtype=np.int8)
-            self._views()
-        deltas = sample.interval
-        any_new = bool(deltas.is_new.any())
-        for i, c in enumerate(self.COLUMNS):
-            d: npt.NDArray[np.int64] = getattr(deltas, c)
-            changed = np.flatnonzero(d != 0)  # few rows change per sample (4x faster than on ints)
-            if any_new:
-                # A new row's whole value is its "change": the new marker says it.
-                changed = changed[~deltas.is_new[changed]]
-            if len(changed):
-                self._when[i, changed] = now
-                self._direction[i, changed] = np.sign(d[changed])
-        self._counters = counters
-        self.now_ns = now
-
-    def state(self, column: str, row: int, fade_ns: int) -> int:
-        """states() of one cell, for rows the memory may not have seen yet (0 then)."""
-        when = self.when.get(column)
-        if when is None or row >= len(when):
-            return 0
-        age = self.now_ns - int(when[row])
-        if age > fade_ns:
-            return 0
-        direction = int(self.direction[column][row])
-        return direction * (2 if age <= 0 else 1)
-
-    def states(self, column: str, rows: IndexArray, fade_ns: int) -> npt.NDArray[np.int8]:
-        """For each row: +2 went up this sample, +1 went up within the fade time, 0 no change,
-        -1 / -2 the same for going down."""
-        if column not in self.when or not len(rows):
-            return np.zeros(len(rows), dtype=np.int8)
-        out: npt.NDArray[np.int8] = self.all_states(rows, fade_ns)[self.COLUMNS.index(column)]
-        return out
-
-    def all_states(self, rows: IndexArray, fade_ns: int) -> npt.NDArray[np.int8]:
-        """states() of every column (COLUMNS order) for `rows`, as a len(COLUMNS) x len(rows) array."""
-        if self._when.shape[1] == 0 or not len(rows):
-            return np.zeros((len(self.COLUMNS), len(rows)), dtype=np.int8)
-        age = self.now_ns - self._when[:, rows]
-        strength = (age <= 0).astype(np.int8) + (age <= fade_ns)
-        out: npt.NDArray[np.int8] = strength * self._direction[:, rows]
-        return out
+def row_facts(model: TableModel, key: tuple[str, int]) -> RowFacts | None:
+    """The facts of the row `key` in the model's sample (None: gone, or filtered out)."""
+    sample = model.sample
+    if sample is None or model.position_of(key) is None:
+        return None
+    counters = sample.counters
+    row = counters.index()[key]
+    changes = sample.changes(model.settings.since_baseline)
+    leak = sample.leak
+    alloc = counters.has_alloc_counts
+    size = counters.extra.get("object_size")
+    rss = counters.extra.get("rss")
+    return RowFacts(
+        tag=key[0],
+        pool=Pool(key[1]),
+        allocs=int(counters.allocs[row]) if alloc else None,
+        frees=int(counters.frees[row]) if alloc else None,
+        diff=int(counters.diff[row]),
+        bytes=int(counters.bytes[row]),
+        change_bytes=int(changes.bytes[row]),
+        change_diff=int(changes.diff[row]),
+        since_baseline=model.settings.since_baseline,
+        level=LeakLevel(int(leak.levels[row])),
+        score=float(leak.score[row]),
+        slope=leak.slope_at(row),
+        ups=int(leak.ups[row]),
+        downs=int(leak.downs[row]),
+        growth=float(leak.growth[row]),
+        is_new=bool(sample.since_baseline.is_new[row]),
+        object_size=int(size[row]) if size is not None else None,
+        rss=int(rss[row]) if rss is not None else None,
+        process_os=model.process_os,
+    )
 
 
 @dataclass(frozen=True)
@@ -367,7 +285,7 @@ class TableModel:
             if wanted * 4 >= len(self._rows):
                 return self.order[first:last]
             assert self._key is not None
-            self._head = self._rows[_stable_head(self._key, wanted)]
+            self._head = self._rows[stable_head(self._key, wanted)]
         return self._head[first:last]
 
     def row_key(self, position: int) -> tuple[str, int] | None:

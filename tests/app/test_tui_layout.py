@@ -13,7 +13,7 @@ from tui_support import advance, build_app, settle
 from pooltop.app.cells import number
 from pooltop.app.columns import title_fits
 from pooltop.app.footer import footer_items
-from pooltop.app.header import format_duration, format_uptime
+from pooltop.app.textline import format_duration, format_uptime
 from pooltop.model import CounterSet, Pool, Snapshot
 from pooltop.record.replay import SequenceSource
 
