@@ -157,7 +157,6 @@ class PoolHeader(Widget):
         info, shown = self.info, self._shown
         if info is None or shown is None:
             return super().render_line(y)
-        self._dirty_regions.clear()  # lines are rendered one by one below, never all at once
         width = self.size.width
         base = self._styles.get("")
         if base is None:  # the widget's own style: kept until a style update, like the parts'
