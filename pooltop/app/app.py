@@ -20,6 +20,7 @@ from textual.binding import BindingType
 from textual.widgets import Input
 
 from pooltop.app.actions import ViewActions
+from pooltop.app.columns import table_columns
 from pooltop.app.detail import DetailInfo, DetailPane
 from pooltop.app.footer import KeyBar
 from pooltop.app.header import HeaderInfo, PoolHeader, ReplayInfo
@@ -30,7 +31,7 @@ from pooltop.app.sorting import SORT_COLUMN
 from pooltop.app.table import PoolTable
 from pooltop.app.view import OwnerBook, PoolMode, TableModel, ViewSettings, row_facts
 from pooltop.errors import PooltopError
-from pooltop.model import COLUMN_BY_KEY, Pool, Snapshot, Totals, printable
+from pooltop.model import Pool, Snapshot, Totals, printable
 from pooltop.native import Source
 from pooltop.processes.verdict import Verdict
 from pooltop.tagdb import OwnerCandidate
@@ -228,9 +229,11 @@ class PooltopApp(ViewActions):
     # --- header and detail --------------------------------------------------------------------
 
     def _sort_title(self) -> str:
-        key = SORT_COLUMN.get(self.model.settings.sort)
-        column = COLUMN_BY_KEY.get(key) if key is not None else None
-        return column.title if column is not None else self.model.settings.sort
+        """The sorted column's title as the table shows it (Private for processes, Cache)."""
+        m = self.model
+        key = SORT_COLUMN.get(m.settings.sort)
+        titles = {c.key: c.title for c in table_columns(m.extra_column, m.process_os)}
+        return titles.get(key, m.settings.sort) if key is not None else m.settings.sort
 
     def _pools_label(self) -> str:
         s = self.model.settings

@@ -144,7 +144,9 @@ class PoolTable(ScrollView, can_focus=True):
         self.cursor = min(self.cursor, max(n - 1, 0))
         self.selected_key = self.model.row_key(self.cursor)
         self._relayout()
-        self.virtual_size = Size(self.scrollable_content_region.width, n + 1)
+        size = Size(self.scrollable_content_region.width, n + 1)
+        if size != self.virtual_size:  # a reactive: setting it runs Textual's change machinery
+            self.virtual_size = size
         if pinned is not None:
             self._scroll_to_cursor()
         elif reset:

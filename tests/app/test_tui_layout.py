@@ -84,6 +84,8 @@ async def test_the_cache_column_sorts() -> None:
         m = app.model
         values = [int(m.extra_values[int(i)]) for i in m.order]
         assert values == sorted(values, reverse=True)
+        await pilot.pause()
+        assert "Sort Cache▼" in screen_text(app)
 
 
 async def test_without_root_the_table_says_why_and_the_totals_still_show() -> None:
@@ -187,3 +189,4 @@ async def test_processes_use_the_width_with_numbers_that_keep_their_separators()
         assert columns["diff"].column.title == "Files" and "rss" in columns
         assert columns["d_bytes"].width >= 13  # +16,777,216 fits with its separators
         assert "+16,777,216" in screen_text(app)
+        assert "Sort Private▼" in screen_text(app)
