@@ -15,9 +15,6 @@ import click
 from pooltop import __version__
 from pooltop.clikit import Duration, emit_text, sort_order, table_options
 from pooltop.errors import PooltopError
-from pooltop.model import Pool, Snapshot
-from pooltop.snapshots.writers import OwnerLookup
-from pooltop.tagdb import OwnerCandidate
 
 SORT_CHOICES = ("tag", "allocs", "frees", "diff", "bytes", "peralloc", "dallocs", "dfrees", "ddiff", "dbytes")
 POOL_CHOICES = ("paged", "nonpaged", "session", "slab", "all")  # "process" rows live in `pooltop processes`
@@ -38,6 +35,22 @@ LAZY_COMMANDS = {
     "serve": "pooltop.exporter.command:serve",
 }
 
+#: the first paragraph of each lazy command's help, so `pooltop --help` lists them without importing
+#: any (tests/test_cli_startup.py keeps these true). A command missing here is imported to list it.
+LAZY_HELP = {
+    "bundle": "Pack the evidence for a driver's vendor into one zip.",
+    "diff": "Per-tag change from snapshot A to snapshot B: what grew, what is new, what vanished.",
+    "doctor": "Check for the signs of a memory leak, once, and say what to do next.",
+    "import": "Read poolmon's /n log, WinDbg !poolused output or a pooltop export into pooltop's format.",
+    "processes": "Print every process's memory once: private memory, handles or open files, and more.",
+    "record": "Record samples unattended into FILE, for hours; stop with Ctrl+C or SIGTERM.",
+    "report": "Rank the counters of a recording (or of snapshot files) by how much they look like a leak.",
+    "serve": ("Serve Prometheus metrics: per-tag bytes, counts and leak level, system totals, "
+              "exporter health."),
+    "tags": "Find which driver (or kernel component) owns a pool tag.",
+    "view": "Replay a recording (or snapshot files) in the live view, with a time cursor.",
+}
+
 
 class LazyGroup(click.Group):
     """A click group whose subcommands (other than the ones defined here) load on first use."""
@@ -54,6 +67,23 @@ class LazyGroup(click.Group):
         module, attr = LAZY_COMMANDS[cmd_name].split(":")
         command: click.Command = getattr(importlib.import_module(module), attr)
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of --help, from LAZY_HELP where it can: importing every command to print
+        one line about each made `pooltop --help` 10x a bare Python start."""
+        defined = super().list_commands(ctx)
+        rows: list[tuple[str, click.Command]] = []
+        for name in self.list_commands(ctx):
+            if name not in defined and name in LAZY_HELP:
+                rows.append((name, click.Command(name, help=LAZY_HELP[name])))
+                continue
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command))
+        if rows:
+            limit = formatter.width - 6 - max(len(name) for name, _ in rows)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, command.get_short_help_str(limit)) for name, command in rows])
 
 
 @click.group(cls=LazyGroup, invoke_without_command=True,
@@ -103,9 +133,11 @@ def snapshot(
     tagfiles: Sequence[str] = (),
 ) -> None:
     """Print the kernel pool (or slab) counters once, as text, JSON or CSV."""
+    from pooltop.model import Pool
     from pooltop.native import open_source
-    from pooltop.query import SORT_KEYS, select_rows, sort_rows
+    from pooltop.query import SORT_KEYS, head_rows, select_rows, sort_rows
     from pooltop.snapshots.writers import FORMATTERS
+    from pooltop.tagdb.owners import snapshot_owner_lookup
     from pooltop.tracking import Tracker
 
     # Check the words before sampling: a usage error should not wait out --interval first.
@@ -125,33 +157,15 @@ def snapshot(
     changes = sample.interval if interval is not None else None
     counters = sample.counters
     rows = select_rows(counters, include, exclude, pool_filter)
-    rows = sort_rows(counters, key, order, changes, rows)
     if top is not None:
-        rows = rows[:top]
-    owners = owner_lookup(sample.snapshot, tagfiles)
+        rows = head_rows(counters, key, top, order, changes, rows)
+    else:
+        rows = sort_rows(counters, key, order, changes, rows)
+    owners = snapshot_owner_lookup(sample.snapshot, tagfiles)
     text = FORMATTERS[fmt](sample.snapshot, rows, changes=changes, owners=owners)
     emit_text(text, output)
 
 
-def owner_lookup(snap: Snapshot, tagfiles: Sequence[str] = ()) -> OwnerLookup:
-    """Who owns each row of `snap`: pooltag.txt / localtag.txt / the overlay, and on Linux the slab
-    descriptions with the cache's SLUB alias group."""
-    from pooltop.tagdb.resolve import TagDatabase
-
-    slab = snap.source == "linux-slab"
-    if slab:
-        db = TagDatabase.load(tagfiles, slabs=True)
-    else:
-        from pooltop.tagdb.scanner import cached_owner_candidates
-
-        # what an earlier `pooltop tags scan` found stays an answer (read from its cache, no rescan)
-        db = TagDatabase.load(tagfiles, scan=cached_owner_candidates())
-    aliases = snap.aliases
-
-    def lookup(tag: str, pool: Pool) -> Sequence[OwnerCandidate]:
-        return db.candidates(tag, aliases.get(tag, ()) if pool is Pool.SLAB else ())
-
-    return lookup
 
 
 def main(argv: Sequence[str] | None = None) -> None:

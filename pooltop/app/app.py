@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from textual import on
@@ -34,10 +33,8 @@ from pooltop.errors import PooltopError
 from pooltop.model import Pool, Snapshot, Totals, printable
 from pooltop.native import Source
 from pooltop.processes.verdict import Verdict
-from pooltop.tagdb import OwnerCandidate
+from pooltop.tagdb.owners import OwnerLookup
 from pooltop.tracking import Tracker
-
-OwnerLookup = Callable[[str, Pool], Sequence[OwnerCandidate]]
 
 #: a sample slower than this share of the interval is called out in the header
 SLOW_SAMPLE_SHARE = 0.5

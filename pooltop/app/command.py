@@ -7,14 +7,13 @@ from collections.abc import Sequence
 import click
 
 from pooltop.app import run_live
-from pooltop.cli import owner_lookup
 from pooltop.clikit import Duration
 from pooltop.errors import PooltopError
-from pooltop.model import Pool
 from pooltop.record import Recording, is_recording
 from pooltop.record.replay import ReplaySource, SequenceSource
 from pooltop.snapshots import load_snapshots
 from pooltop.tagdb import OwnerCandidate
+from pooltop.tagdb.owners import recorded_first, snapshot_owner_lookup
 
 
 @click.command()
@@ -47,12 +46,6 @@ def view(files: Sequence[str], interval: float, speed: int, start: int) -> None:
         source.seek(start)
     try:
         first = source.current()
-        local = owner_lookup(first)
-
-        def owners(tag: str, pool: Pool) -> Sequence[OwnerCandidate]:
-            # Who owned the tag on the recorded machine first; this machine's tag files after.
-            return recorded.get((tag, int(pool))) or local(tag, pool)
-
-        run_live(interval, source=source, owners=owners)
+        run_live(interval, source=source, owners=recorded_first(recorded, snapshot_owner_lookup(first)))
     finally:
         source.close()

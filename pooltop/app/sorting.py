@@ -1,16 +1,12 @@
-"""Sort names of the live table: which column each sorts, their default direction, and the
-partial sort that orders only the rows on screen."""
+"""Sort names of the live table: which column each sorts and their default direction."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from pooltop.model import CounterSet
 from pooltop.query import SORT_KEYS
-from pooltop.tracking import IndexArray
 
 #: table column key -> sort name (query.SORT_KEYS plus the UI-only "pool", "owner" and "leak").
 COLUMN_SORT: dict[str, str] = {
@@ -55,18 +51,3 @@ def extra_column(counters: CounterSet) -> tuple[str | None, npt.NDArray[np.int64
                 values = values * np.asarray(extra[name], dtype=np.int64)
             return key, values
     return None, None
-
-
-def stable_head(key: npt.NDArray[Any], count: int) -> IndexArray:
-    """The first `count` indexes of np.argsort(key, kind="stable"), without sorting the rest:
-    partition, take everything below the count-th key and the earliest of its ties, sort those."""
-    if count >= len(key):
-        return np.argsort(key, kind="stable")
-    kth = key[np.argpartition(key, count - 1)[count - 1]]
-    below = np.flatnonzero(key < kth)
-    ties = np.flatnonzero(key == kth)[: count - len(below)]
-    chosen = np.concatenate([below, ties])
-    if len(chosen) != count:  # NaN keys compare with nothing: let a full sort place them
-        return np.argsort(key, kind="stable")[:count]
-    out: IndexArray = chosen[np.argsort(key[chosen], kind="stable")]
-    return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,13 +16,12 @@ import numpy as np
 import numpy.typing as npt
 
 from pooltop.app.changes import ChangeMemory
-from pooltop.app.sorting import EXTRA_SOURCES, SORT_NAMES, default_descending, extra_column, stable_head
+from pooltop.app.sorting import EXTRA_SOURCES, SORT_NAMES, default_descending, extra_column
 from pooltop.model import CounterSet, Pool, printable
-from pooltop.query import SORT_KEYS, compile_pattern, sort_rows
+from pooltop.query import SORT_KEYS, compile_pattern, sort_rows, stable_head
 from pooltop.tagdb import OwnerCandidate
+from pooltop.tagdb.owners import OwnerLookup
 from pooltop.tracking import Deltas, IndexArray, LeakLevel, TrackedSample
-
-OwnerLookup = Callable[[str, Pool], Sequence[OwnerCandidate]]
 
 
 class PoolMode(enum.Enum):

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from functools import partial
 
 import click
 
-from pooltop.cli import owner_lookup
 from pooltop.clikit import Duration, Size
-from pooltop.model import Snapshot
 from pooltop.native import open_source
 from pooltop.record.recorder import record as run
-from pooltop.snapshots.writers import OwnerLookup
+from pooltop.tagdb.owners import snapshot_owner_lookup
 
 
 @click.command()
@@ -63,13 +62,12 @@ def record(
     Stores what changed between samples plus periodic full frames, one transaction per sample, so
     the file survives a crash. Analyse it with `pooltop report FILE`; replay it with `pooltop view FILE`.
     """
-    def owners_for(snap: Snapshot) -> OwnerLookup:
-        return owner_lookup(snap, tagfiles)
 
     def say(text: str) -> None:
         click.echo(text, err=True)
 
     with open_source(root=root) as source:
-        result = run(source, path, interval, duration, max_size, owners_for, say)
+        result = run(source, path, interval, duration, max_size,
+                     partial(snapshot_owner_lookup, tagfiles=tagfiles), say)
     if not result.ok:
         sys.exit(1)

@@ -21,10 +21,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sqlite3
-from typing import Any
 
 from pooltop.errors import BadInput, PooltopError
-from pooltop.tagdb import DriverFacts, OwnerCandidate
 
 SCHEMA = "pooltop.recording/1"
 FULL_EVERY = 300
@@ -100,29 +98,4 @@ def is_recording(path: str) -> bool:
         return False
 
 
-
-def owner_to_json(o: OwnerCandidate) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "owner": o.owner,
-        "description": o.description,
-        "source": o.source,
-        "confidence": o.confidence,
-    }
-    if o.driver is not None:
-        out["driver"] = {k: v for k, v in o.driver.__dict__.items() if v is not None}
-    return out
-
-
-def owner_from_json(tag: str, obj: dict[str, Any]) -> OwnerCandidate:
-    drv = obj.get("driver")
-    return OwnerCandidate(
-        tag=tag,
-        owner=str(obj.get("owner", "")),
-        description=str(obj.get("description", "")),
-        source=str(obj.get("source", "")),
-        confidence=str(obj.get("confidence", "")),
-        driver=DriverFacts(**{k: v for k, v in drv.items() if k in DriverFacts.__dataclass_fields__})
-        if isinstance(drv, dict) and "path" in drv
-        else None,
-    )
 

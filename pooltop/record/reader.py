@@ -14,8 +14,9 @@ import numpy as np
 from pooltop.errors import BadInput
 from pooltop.model import CounterSet, HostInfo, Snapshot
 from pooltop.record.codec import FrameState, Int64Array, decode_frame
-from pooltop.record.database import SCHEMA, connect, from_wall_us, owner_from_json
+from pooltop.record.database import SCHEMA, connect, from_wall_us
 from pooltop.tagdb import OwnerCandidate
+from pooltop.tagdb.owners import candidate_from_json
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def apply_frames(con: sqlite3.Connection, state: FrameState, first_id: int, last
         " WHERE id BETWEEN ? AND ? ORDER BY id",
         (first_id, last_id),
     ):
-        state.apply(bool(full), decode_frame(frame))
+        state.apply(bool(full), decode_frame(frame, state.columns))
         row = SampleRow(wall, mono, warnings)
     return row
 
@@ -134,7 +135,7 @@ class Recording:
         out: dict[tuple[str, int], list[OwnerCandidate]] = {}
         for tag, pool, cands in self.con.execute("SELECT tag, pool, candidates FROM owners"):
             try:
-                out[(tag, pool)] = [owner_from_json(tag, o) for o in json.loads(cands)]
+                out[(tag, pool)] = [candidate_from_json(tag, o) for o in json.loads(cands)]
             except (ValueError, TypeError, AttributeError):
                 continue
         return out
@@ -185,7 +186,7 @@ class Recording:
             for index, (_sid, wall_us, mono, warnings, full, frame) in enumerate(
                 self.con.execute(_ROW + " ORDER BY id")
             ):
-                state.apply(bool(full), decode_frame(frame))
+                state.apply(bool(full), decode_frame(frame, state.columns))
                 if index % every == 0 or index == last_index:
                     yield index, self.snapshot(state, SampleRow(wall_us, mono, warnings))
         except sqlite3.DatabaseError as e:

@@ -13,8 +13,8 @@ from pooltop.errors import PooltopError
 from pooltop.model import Pool, Snapshot, human_bytes
 from pooltop.native import Source
 from pooltop.record.writer import RecordingFull, RecordingWriter
-from pooltop.snapshots.writers import OwnerLookup
 from pooltop.tagdb import OwnerCandidate
+from pooltop.tagdb.owners import OwnerLookup
 
 #: consecutive failed samples after which recording gives up
 MAX_FAILURES = 10

@@ -13,9 +13,10 @@ import numpy as np
 from pooltop.errors import BadInput, PooltopError
 from pooltop.model import CounterSet, Snapshot
 from pooltop.record.codec import TOTAL_FIELDS, Frame, FrameState, Int64Array, encode_frame, totals_vector
-from pooltop.record.database import BASE_COLUMNS, DDL, FULL_EVERY, SCHEMA, connect, owner_to_json, wall_us
+from pooltop.record.database import BASE_COLUMNS, DDL, FULL_EVERY, SCHEMA, connect, wall_us
 from pooltop.record.reader import apply_frames, read_info
 from pooltop.tagdb import OwnerCandidate
+from pooltop.tagdb.owners import candidate_to_json
 
 
 class RecordingFull(PooltopError):
@@ -81,7 +82,7 @@ class RecordingWriter:
         con.executemany(
             "INSERT OR REPLACE INTO owners VALUES (?, ?, ?)",
             [
-                (tag, pool, json.dumps([owner_to_json(o) for o in cands]))
+                (tag, pool, json.dumps([candidate_to_json(o) for o in cands]))
                 for (tag, pool), cands in owners.items()
                 if cands
             ],

@@ -8,11 +8,11 @@ import sys
 
 import click
 
-from pooltop.clikit import Size, emit_text
+from pooltop.clikit import Size, emit_text, progress_bar
 from pooltop.errors import PooltopError
-from pooltop.record import is_recording
+from pooltop.record import is_recording, read_info
 from pooltop.report.analysis import ReportThresholds
-from pooltop.report.render import RENDERERS, build_report
+from pooltop.report.render import RENDERERS, Report, build_report
 from pooltop.share.series import report_on_snapshots
 
 
@@ -89,7 +89,7 @@ def report(
 
         text = report_on_snapshots(files, fmt, th, include_stable, top, warn)
     else:
-        rep = build_report(files[0], th, max_points=points)
+        rep = report_of_recording(files[0], th, max_points=points)
         text = RENDERERS[fmt](rep, include_stable, top)
     emit_text(text, output)
 
@@ -97,3 +97,27 @@ def report(
 def _check_no_stdout_html(fmt: str, output: str | None) -> None:
     if fmt == "html" and output is None and sys.stdout.isatty():
         raise PooltopError("an HTML report is a file: give -o report.html")
+
+
+#: below this many samples a recording reads in well under a second: no progress bar
+PROGRESS_MIN_SAMPLES = 10_000
+
+
+def report_of_recording(path: str, thresholds: ReportThresholds, max_points: int = 2000) -> Report:
+    """build_report, with a progress bar while a large recording is read (on a terminal), and a
+    warning when the recording is readable only up to a damaged sample."""
+    samples = read_info(path).samples
+    with progress_bar(samples if samples >= PROGRESS_MIN_SAMPLES else 0, "reading") as advance:
+        shown = 0
+
+        def progress(done: int) -> None:
+            nonlocal shown
+            assert advance is not None
+            advance(done - shown, "")
+            shown = done
+
+        rep = build_report(path, thresholds, max_points=max_points, progress=progress if advance else None)
+    if rep.damage is not None:
+        click.echo(f"pooltop: warning: {path}: {rep.damage}; the report covers the samples before it",
+                   err=True)
+    return rep

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import click
 
 from pooltop.errors import PooltopError
-from pooltop.model import Snapshot
+from pooltop.model import Snapshot, printable
 
 SNAPSHOT_REF_HELP = (
     "A snapshot file of any kind pooltop reads (JSON or CSV export, poolmon /n log, WinDbg !poolused "
@@ -19,7 +19,7 @@ SNAPSHOT_REF_HELP = (
 
 def _warn(snap: Snapshot, label: str) -> None:
     for w in snap.warnings:
-        click.echo(f"pooltop: warning: {label}: {w}", err=True)
+        click.echo(f"pooltop: warning: {printable(label)}: {printable(w)}", err=True)
 
 
 def _pair(first: str, second: str | None) -> tuple[tuple[str, Snapshot], tuple[str, Snapshot]]:
@@ -62,14 +62,16 @@ def diff(before: str, after: str | None, fmt: str, sort_key: str, top: int | Non
     Allocation counters are compared mod 2^32 where both sides have 32-bit counters.
     """
     from pooltop.clikit import emit_text
-    from pooltop.share.diff import RENDERERS, diff_snapshots, select_rows
+    from pooltop.share.diff import RENDERERS, diff_snapshots, select
 
     (la, a), (lb, b) = _pair(before, after)
     _warn(a, la)
     _warn(b, lb)
     d = diff_snapshots(a, b, la, lb)
-    rows = select_rows(d, sort_key, top, include_same, include, exclude)
-    hidden = len(d.rows) - len(rows)
+    if fmt != "text" or output is not None:  # the text on the terminal says it itself
+        for w in d.warnings:
+            click.echo(f"pooltop: warning: {printable(w)}", err=True)
+    rows, hidden = select(d, sort_key, top, include_same, include, exclude)
     emit_text(RENDERERS[fmt](d, rows, hidden), output)
 
 
@@ -119,11 +121,11 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
     allocation stacks (xperf/WPR on Windows, bpftrace/perf on Linux) and a README for the
     recipient. Without --snapshot, the snapshot is taken now.
     """
-    from pooltop.cli import owner_lookup
     from pooltop.report.analysis import ReportThresholds
-    from pooltop.report.render import build_report
+    from pooltop.report.command import report_of_recording
     from pooltop.share.bundle import BundleInputs, make_bundle
     from pooltop.snapshots.readers import load_snapshot
+    from pooltop.tagdb.owners import snapshot_owner_lookup
 
     out_abs = os.path.abspath(output)
     for given in (recording, snapshot_ref):
@@ -140,7 +142,7 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
     if recording is not None:
         from pooltop.record import Recording
 
-        report = build_report(recording, ReportThresholds())
+        report = report_of_recording(recording, ReportThresholds())
         with Recording(recording) as rec:
             rec_owners = rec.owners()
     inputs = BundleInputs(
@@ -149,7 +151,7 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
         report=report,
         recording_name=os.path.basename(recording) if recording else None,
         tags=tuple(tags),
-        owners=owner_lookup(snap, tagfiles),
+        owners=snapshot_owner_lookup(snap, tagfiles),
         recording_owners=rec_owners,
         max_suspects=top,
     )

@@ -1,4 +1,4 @@
-"""Reading snapshots back from files, whatever wrote them, and writing the UI's exports.
+"""Reading snapshots back from files, whatever wrote them.
 
 Kinds of file, told apart by content (never by name):
 
@@ -27,31 +27,26 @@ import datetime as dt
 import enum
 import io
 import json
+import lzma
 import os
 import re
 import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pooltop.atomic import atomic_write
 from pooltop.errors import BadInput, PooltopError
 from pooltop.importers.poolmon import parse_poolmon_log
 from pooltop.importers.poolused import parse_poolused
 from pooltop.importers.textfile import INT64_MAX, decode_text, file_time
-from pooltop.model import SNAPSHOT_SCHEMA, CounterSet, HostInfo, Pool, Snapshot, Totals
-from pooltop.snapshots.writers import FORMATTERS
-from pooltop.tracking import TrackedSample
+from pooltop.model import SNAPSHOT_SCHEMA, CounterSet, HostInfo, Pool, Snapshot, Totals, escape_surrogates
+from pooltop.snapshots.writers import csv_text_back
 
 SCHEMA_PREFIX, _, SCHEMA_MAJOR = SNAPSHOT_SCHEMA.partition("/")
 SQLITE_MAGIC = b"SQLite format 3\x00"
 ZIP_MAGIC = b"PK\x03\x04"
 MAX_TEXT_BYTES = 512 * 1024 * 1024
-
-#: the UI's `x` export: folder and format, overridable per call
-EXPORT_DIR_ENV = "POOLTOP_EXPORT_DIR"
-EXPORT_FORMAT_ENV = "POOLTOP_EXPORT_FORMAT"
-EXPORT_EXTENSIONS = {"json": "json", "csv": "csv", "text": "txt"}
 
 _BASE_COLUMNS = ("allocs", "frees", "diff", "bytes")
 #: JSON/CSV fields that are derived or annotations, never counter columns
@@ -77,7 +72,7 @@ _POOLUSED_HINT = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 _POOLMON_HINT = re.compile(
-    r"^\s*Tag\s+Type\s+Allocs\b|Pool\s+N:\s*\d+K|^.{0,8}\S.{0,3} (?:Nonp|Paged) +\d+",
+    r"^\s*Tag\s+Type\s+Allocs\b|Pool\s+N:\s*\d+K|^.{0,8}\S.{0,3}[ \t](?:Nonp|Paged)[ \t]+\d+",
     re.IGNORECASE | re.MULTILINE,
 )
 _POOLTOP_TEXT = re.compile(r"^.* UTC  source \S+\s*$")
@@ -161,9 +156,11 @@ def _time(value: Any, name: str) -> dt.datetime:
         raise BadInput(f"{name}: taken_at is missing or not a string")
     try:
         when = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
     except ValueError:
         raise BadInput(f"{name}: taken_at {value!r:.40} is not an ISO 8601 time") from None
-    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+    except OverflowError:  # year 9999 an hour west of UTC is past what a datetime holds
+        raise BadInput(f"{name}: taken_at {value!r:.40} is out of range") from None
 
 
 def check_schema(schema: Any, name: str) -> None:
@@ -280,7 +277,7 @@ def _counter_bits(source: str, base: Mapping[str, Sequence[int]]) -> int:
 
 def _csv_counter(cols: _Columns, col: Mapping[str, int], row: Sequence[str], line_no: int, name: str) -> None:
     """One CSV line's counter, appended to `cols`."""
-    cols.tags.append(row[col["tag"]])
+    cols.tags.append(csv_text_back(row[col["tag"]]))
     try:
         cols.pools.append(int(Pool.parse(row[col["pool"]])))
     except ValueError as e:
@@ -348,41 +345,92 @@ def _mtime(path: str) -> float | None:
 def read_snapshots(path: str) -> list[Snapshot]:
     """Every snapshot in a file that is not a recording (recordings: use Recording, they are big)."""
     data = _read_bytes(path)
-    kind, text = _kind_of(path, data)
-    name = os.path.basename(path) or path
-    if kind is FileKind.RECORDING:
+    if data.startswith(SQLITE_MAGIC):
         from pooltop.record import Recording
 
         with Recording(path) as rec:
             return [snap for _, snap in rec.snapshots()]
+    return snapshots_from_bytes(data, path, _mtime(path))
+
+
+def snapshots_from_bytes(data: bytes, path: str = "input", mtime: float | None = None) -> list[Snapshot]:
+    """Every snapshot in a file's bytes (any kind but a recording, which SQLite reads from a file).
+    `path` names the file in errors; `mtime` stands in for the time that text formats lack."""
+    kind, text = _kind_of(path, data)
+    name = os.path.basename(path) or path
+    if kind is FileKind.RECORDING:
+        raise BadInput(f"{path} is a recording: read it from its file")
     if kind is FileKind.BUNDLE:
         return [_snapshot_from_bundle(path, data)]
     if kind is FileKind.SNAPSHOT_JSON:
-        try:
-            obj = json.loads(text)
-        except (ValueError, RecursionError) as e:
-            raise BadInput(f"{path} is not valid JSON ({e})") from None
-        return [snapshot_from_json(obj, path)]
+        return [snapshot_from_json(_load_json(text, path), path)]
     if kind is FileKind.SNAPSHOT_CSV:
-        return [snapshot_from_csv(text, path, _mtime(path))]
+        return [snapshot_from_csv(text, path, mtime)]
     if kind is FileKind.POOLMON_LOG:
-        return parse_poolmon_log(text, _mtime(path), name)
-    return parse_poolused(text, _mtime(path), name)
+        return parse_poolmon_log(text, mtime, name)
+    return parse_poolused(text, mtime, name)
+
+
+#: what the snapshot.json of a bundle may inflate to. A zip can inflate a thousandfold (a 1.5 MB
+#: bundle to 1.5 GiB took 3.2 GB of memory): the size is checked before and while inflating.
+MAX_BUNDLE_SNAPSHOT_BYTES = 128 * 1024 * 1024
+#: what a damaged or unusual member raises while it is inflated (zlib, bz2, lzma, truncation,
+#: encryption, an unknown method)
+_INFLATE_ERRORS = (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error, lzma.LZMAError,
+                   RuntimeError, NotImplementedError)
+
+
+def _bundle_member(path: str, data: bytes, member: str) -> bytes:
+    limit = MAX_BUNDLE_SNAPSHOT_BYTES
+    too_big = f"{path}: {member} inflates to more than {limit >> 20} MiB; not a bundle pooltop wrote"
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            info = z.getinfo(member)
+            if info.file_size > limit:
+                raise BadInput(too_big)
+            with z.open(info) as f:
+                raw = f.read(limit + 1)
+    except KeyError:
+        raise BadInput(f"{path} is a zip without {member} (not a pooltop bundle)") from None
+    except _INFLATE_ERRORS as e:
+        raise BadInput(f"{path} is a damaged zip ({e})") from None
+    if len(raw) > limit:
+        raise BadInput(too_big)
+    return raw
 
 
 def _snapshot_from_bundle(path: str, data: bytes) -> Snapshot:
+    raw = _bundle_member(path, data, "snapshot.json")
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as z:
-            raw = z.read("snapshot.json")
-    except KeyError:
-        raise BadInput(f"{path} is a zip without snapshot.json (not a pooltop bundle)") from None
-    except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise BadInput(f"{path} is a damaged zip ({e})") from None
-    try:
-        obj = json.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
         raise BadInput(f"{path}: snapshot.json is not valid JSON ({e})") from None
-    return snapshot_from_json(obj, f"{path}:snapshot.json")
+    return snapshot_from_json(_load_json(text, f"{path}: snapshot.json"), f"{path}:snapshot.json")
+
+
+#: a JSON escape of a surrogate ("\ud800"): only then can a decoded string hold a lone one
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _load_json(text: str, what: str) -> Any:
+    """JSON text -> objects. Lone surrogates ("\\ud800" in a host name or tag) become the text
+    \\ud800: no file, terminal or database can hold them (UTF-8 cannot encode them)."""
+    hook = _pairs_without_surrogates if _SURROGATE_ESCAPE.search(text) else None
+    try:
+        return json.loads(text, object_pairs_hook=hook)
+    except (ValueError, RecursionError) as e:
+        raise BadInput(f"{what} is not valid JSON ({e})") from None
+
+
+def _pairs_without_surrogates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return escape_surrogates(value)
+        if isinstance(value, list):
+            return [escape_surrogates(v) if isinstance(v, str) else v for v in value]
+        return value
+
+    return {escape_surrogates(k): clean(v) for k, v in pairs}
 
 
 _REF = re.compile(r"^(?P<path>.+)@(?P<index>-?\d{1,9})$")
@@ -443,54 +491,3 @@ def load_snapshot(ref: str) -> Snapshot:
 def load_snapshots(path: str) -> list[Snapshot]:
     """Every snapshot of a file, in order (a recording's every sample)."""
     return read_snapshots(path)
-
-
-# --- the UI's export --------------------------------------------------------------------------
-
-
-def export_snapshot(
-    sample: Any,
-    directory: str | None = None,
-    fmt: str | None = None,
-    *,
-    rows: Any = None,
-    owners: Any = None,
-    now: dt.datetime | None = None,
-) -> str:
-    """Write `sample` (a TrackedSample or a Snapshot) to a new timestamped file; return its path.
-
-    `directory` defaults to $POOLTOP_EXPORT_DIR, else the current folder; `fmt` (json, csv or
-    text) to $POOLTOP_EXPORT_FORMAT, else json. The name is pooltop-HOST-YYYYMMDD-HHMMSS.EXT from
-    the snapshot's time (UTC), with -2, -3... when that file exists: an export never replaces an
-    earlier one. Written atomically (temporary file in the same folder, then a rename), so a crash
-    never leaves half a file, and nothing is written anywhere but that one file.
-    """
-    folder = directory or os.environ.get(EXPORT_DIR_ENV) or os.getcwd()
-    folder = os.path.expanduser(folder)
-    chosen = (fmt or os.environ.get(EXPORT_FORMAT_ENV) or "json").strip().lower()
-    if chosen == "txt":
-        chosen = "text"
-    if chosen not in EXPORT_EXTENSIONS:
-        raise PooltopError(f"unknown export format {chosen!r} (use json, csv or text; ${EXPORT_FORMAT_ENV})")
-    if not os.path.isdir(folder):
-        raise PooltopError(f"cannot export to {folder}: not a folder (${EXPORT_DIR_ENV})")
-    if isinstance(sample, TrackedSample):
-        snap = sample.snapshot
-        changes = sample.interval if sample.sample_number > 1 else None
-        leak = sample.leak
-    elif isinstance(sample, Snapshot):
-        snap, changes, leak = sample, None, None
-    else:
-        raise TypeError("export_snapshot needs a TrackedSample or a Snapshot")
-    host = re.sub(r"[^A-Za-z0-9._-]", "_", snap.host.name) or "host"
-    stamp = (now or snap.taken_at).astimezone(dt.UTC).strftime("%Y%m%d-%H%M%S")
-    ext = EXPORT_EXTENSIONS[chosen]
-    path = os.path.join(folder, f"pooltop-{host}-{stamp}.{ext}")
-    n = 2
-    while os.path.lexists(path):
-        path = os.path.join(folder, f"pooltop-{host}-{stamp}-{n}.{ext}")
-        n += 1
-    text = FORMATTERS[chosen](snap, rows, changes=changes, owners=owners, leak=leak)
-    with atomic_write(path, newline="" if chosen == "csv" else None) as f:
-        f.write(text)
-    return path

@@ -1,5 +1,9 @@
 """Snapshot exports: JSON (the documented contract), CSV (one row per counter), text (poolmon's table).
 
+JSON is lossless (json escapes what needs escaping). Text and CSV leave pooltop for terminals and
+spreadsheets: every name in them goes through `model.printable`, and CSV text cells are
+neutralised against formula injection (`csv_text`).
+
 All three take the same inputs: a snapshot, the rows to show in order, optional change columns and
 an optional owner lookup. They return text; writing it (atomically) is the caller's business.
 """
@@ -9,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy.typing as npt
@@ -25,38 +29,14 @@ from pooltop.model import (
     Pool,
     Snapshot,
     human_bytes,
+    printable,
 )
 from pooltop.snapshots.texttable import TextColumn, table_lines
 from pooltop.tagdb import OwnerCandidate
+from pooltop.tagdb.owners import OwnerLookup, candidate_to_json
 from pooltop.tracking import Deltas, IndexArray, LeakLevel, LeakScores
 
-OwnerLookup = Callable[[str, Pool], Sequence[OwnerCandidate]]
-
 FORMATS = ("text", "json", "csv")
-
-
-def _owner_json(c: OwnerCandidate) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "owner": c.owner,
-        "description": c.description,
-        "source": c.source,
-        "confidence": c.confidence,
-    }
-    if c.driver is not None:
-        d = c.driver
-        out["driver"] = {
-            k: v
-            for k, v in {
-                "path": d.path,
-                "file_version": d.file_version,
-                "company": d.company,
-                "product": d.product,
-                "signed": d.signed,
-                "arch": d.arch,
-            }.items()
-            if v is not None
-        }
-    return out
 
 
 def _rows(counters: CounterSet, rows: IndexArray | None) -> list[int]:
@@ -103,7 +83,7 @@ def snapshot_to_json(
         if owners is not None:
             found = owners(tag, pool)
             if found:
-                item["owners"] = [_owner_json(o) for o in found]
+                item["owners"] = [candidate_to_json(o) for o in found]
         counters.append(item)
     out: dict[str, Any] = {
         "schema": SNAPSHOT_SCHEMA,
@@ -168,6 +148,24 @@ _ALLOC_KEYS = frozenset({"allocs", "d_allocs", "frees", "d_frees"})
 _CSV_OWNER_FIELDS = ("owner", "owner_source", "owner_confidence", "description")
 
 
+#: a spreadsheet runs a cell starting with one of these as a formula (`=cmd|' /C calc'!A0`); a
+#: leading tab or CR never reaches a cell: printable() writes them \\x09 and \\x0d
+_FORMULA_START = ("=", "+", "-", "@")
+
+
+def csv_text(text: str) -> str:
+    """A text cell as spreadsheet-safe CSV writers write it: printable (no control characters),
+    and a ' before a cell a spreadsheet would run as a formula. A cell that starts with ' gets
+    another one, so a reader takes exactly one off (`csv_text_back`) and gets the text back."""
+    cell = printable(text)
+    return "'" + cell if cell.startswith((*_FORMULA_START, "'")) else cell
+
+
+def csv_text_back(cell: str) -> str:
+    """The text `csv_text` wrote into a cell."""
+    return cell[1:] if cell.startswith("'") else cell
+
+
 def _csv_cell(key: str, values: npt.NDArray[Any], i: int) -> object:
     return round(float(values[i]), 1) if key == "per_alloc" else int(values[i])
 
@@ -195,14 +193,15 @@ def format_csv(
     w.writerow(header)
     for i in _rows(c, rows):
         pool = Pool(int(c.pools[i]))
-        row: list[object] = [c.tags[i], pool.label, *(_csv_cell(k, values[k], i) for k in counts)]
+        row: list[object] = [csv_text(c.tags[i]), pool.label, *(_csv_cell(k, values[k], i) for k in counts)]
         if changes is not None:
             row += [*(int(values[k][i]) for k in deltas), int(bool(changes.is_new[i]))]
         row += [int(c.extra[k][i]) for k in extras]
         if leak is not None:
             row.append(LeakLevel(int(leak.levels[i])).label)
         o = _first_owner(owners, c.tags[i], pool)
-        row += [o.owner, o.source, o.confidence, o.description] if o else ["", "", "", ""]
+        owner = (o.owner, o.source, o.confidence, o.description) if o else ("", "", "", "")
+        row += [csv_text(t) for t in owner]
         w.writerow(row)
     return buf.getvalue()
 
@@ -229,13 +228,13 @@ def _text_header(snap: Snapshot, changes: Deltas | None) -> list[str]:
              f"{snap.taken_at.strftime('%Y-%m-%d %H:%M:%S')} UTC", f"source {snap.source}"]
     if changes is not None:
         facts.append(f"interval {changes.seconds:.1f}s")
-    lines = ["  ".join(f for f in facts if f)]
+    lines = [printable("  ".join(f for f in facts if f))]
     totals = [
         f"{_TOTAL_LABELS.get(k, k)} {human_bytes(v)}" for k, v in snap.totals.items() if k in _TOTAL_LABELS
     ]
     if totals:
         lines.append("  ".join(totals))
-    lines.extend(f"warning: {w}" for w in snap.warnings)
+    lines.extend(f"warning: {printable(w)}" for w in snap.warnings)
     lines.append("")
     return lines
 
@@ -245,14 +244,14 @@ def _text_columns(snap: Snapshot, idx: Sequence[int], changes: Deltas | None, ow
     c = snap.counters
     values = column_values(c, changes)
     cells: dict[str, list[str]] = {
-        "tag": [c.tags[i] for i in idx],
+        "tag": [printable(c.tags[i]) for i in idx],
         "pool": [Pool(int(c.pools[i])).short for i in idx],
     }
     if leak is not None:
         cells["leak"] = [LeakLevel(int(leak.levels[i])).label for i in idx]
     if owners is not None:
         found = (_first_owner(owners, c.tags[i], Pool(int(c.pools[i]))) for i in idx)
-        cells["owner"] = [f"{o.owner} {o.description}".strip()[:60] if o else "" for o in found]
+        cells["owner"] = [printable(f"{o.owner} {o.description}".strip())[:60] if o else "" for o in found]
     shown = [*counter_columns(c, changes), *(COLUMN_BY_KEY[k] for k in _TEXT_ANNOTATIONS if k in cells)]
     return [
         TextColumn(col.title, col.kind in _RIGHT_ALIGNED,
@@ -272,7 +271,7 @@ def format_text(
     lines = _text_header(snap, changes)
     lines += table_lines(_text_columns(snap, _rows(snap.counters, rows), changes, owners, leak))
     if changes is not None and len(changes.vanished):
-        gone = ", ".join(changes.vanished.tags[:20])
+        gone = ", ".join(printable(t) for t in changes.vanished.tags[:20])
         more = len(changes.vanished) - 20
         lines.append(f"vanished: {gone}" + (f" (+{more} more)" if more > 0 else ""))
     return "\n".join(lines) + "\n"

@@ -16,14 +16,9 @@ from pooltop.errors import PooltopError
 from pooltop.model import unescape_tag
 from pooltop.tagdb.bytesearch import KnownTags
 from pooltop.tagdb.cache import ScanCache
-from pooltop.tagdb.scanner import (
-    DEFAULT_MAX_FILE_SIZE,
-    Candidate,
-    ScanLimits,
-    ScanReport,
-    default_candidates,
-    iter_candidates,
-)
+from pooltop.tagdb.candidates import Candidate, default_candidates, iter_candidates
+from pooltop.tagdb.findings import ScanReport
+from pooltop.tagdb.scanner import DEFAULT_MAX_FILE_SIZE, ScanLimits
 from pooltop.tagdb.scanner import scan as run_scan
 
 FORMATS = ("text", "json", "localtag")
