@@ -62,6 +62,7 @@ LAZY_COMMANDS = {
     "bundle": "pooltop.share.cli:bundle",
     "tags": "pooltop.tagdb.cli:tags",
     "serve": "pooltop.exporter.command:serve",
+    "who": "pooltop.who.command:who",
 }
 
 
