@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import click
 
+from pooltop.cli import Duration
 from pooltop.errors import PooltopError
 from pooltop.model import Snapshot
 
@@ -110,19 +111,26 @@ def import_command(source: str, fmt: str, output: str | None) -> None:
               help="A pooltag.txt-format file to name tag owners. Repeatable.")
 @click.option("--root", type=click.Path(file_okay=False), default=None,
               help="Take the snapshot from a copied Linux tree (ROOT/proc, ROOT/sys).")
+@click.option("--who", "who_names", multiple=True, metavar="NAME",
+              help="Also trace who allocates from this cache (`pooltop who`, Linux, root) and add "
+                   "who-NAME.json and .txt. Repeatable.")
+@click.option("--who-duration", type=Duration(), default=30.0, show_default=True,
+              help="How long each --who trace runs.")
 def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: Sequence[str], top: int,
-           tagfiles: Sequence[str], root: str | None) -> None:
+           tagfiles: Sequence[str], root: str | None, who_names: Sequence[str] = (),
+           who_duration: float = 30.0) -> None:
     """Pack the evidence for a driver's vendor into one zip.
 
     The zip holds a snapshot (JSON and text), the leak report of --recording (text, JSON, HTML),
     host and driver facts for the suspect tags, ready-to-run commands that capture their
     allocation stacks (xperf/WPR on Windows, bpftrace/perf on Linux) and a README for the
-    recipient. Without --snapshot, the snapshot is taken now.
+    recipient. Without --snapshot, the snapshot is taken now. With --who, the kernel call sites and
+    processes that allocate from those caches, traced now (`pooltop who`).
     """
     from pooltop.cli import owner_lookup
     from pooltop.report.analysis import ReportThresholds
     from pooltop.report.render import build_report
-    from pooltop.share.bundle import BundleInputs, make_bundle
+    from pooltop.share.bundle import BundleInputs, BundlePart, make_bundle
     from pooltop.share.snapshot_io import load_snapshot
 
     out_abs = os.path.abspath(output)
@@ -143,6 +151,12 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
         report = build_report(recording, ReportThresholds())
         with Recording(recording) as rec:
             rec_owners = rec.owners()
+    attributions: tuple[BundlePart, ...] = ()
+    who_notes: tuple[str, ...] = ()
+    if who_names:
+        from pooltop.who.command import bundle_attributions
+
+        attributions, who_notes = bundle_attributions(who_names, who_duration)
     inputs = BundleInputs(
         snapshot=snap,
         snapshot_origin=origin,
@@ -152,6 +166,8 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
         owners=owner_lookup(snap, tagfiles),
         recording_owners=rec_owners,
         max_suspects=top,
+        attributions=attributions,
+        notes=who_notes,
     )
     parts = make_bundle(output, inputs)
     click.echo(f"pooltop: wrote {output} ({len(parts)} files)", err=True)
