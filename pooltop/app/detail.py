@@ -12,6 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Sparkline, Static
 
+from pooltop.app.tracing import WhoView, who_text
 from pooltop.model import Pool, human_bytes, printable
 from pooltop.native import BigPoolAllocation
 from pooltop.tagdb import OwnerCandidate
@@ -54,6 +55,7 @@ class DetailInfo:
     aliases: tuple[str, ...]
     big_pool: tuple[BigPoolAllocation, ...] | None  # None: not asked yet / still loading
     big_pool_note: str | None
+    who: WhoView | None = None  # the `w` trace of this row, if one runs or ran
 
 
 def _clean(values: Sequence[float]) -> list[float]:
@@ -139,6 +141,8 @@ def _head_text(row: RowFacts, seconds: float) -> Text:
 
 def _body_text(info: DetailInfo) -> Text:
     out = Text()
+    if info.who is not None:
+        out.append_text(who_text(info.who))
     out.append("Owners\n", Style(bold=True, underline=True))
     if not info.owners_available:
         out.append("  (no tag database loaded)\n")
