@@ -151,7 +151,7 @@ class PooltopApp(App[None]):
         # A sample under way finishes in the background (a daemon thread); its result is dropped.
         self.sampling.stop()
         self._may_post.set()
-        self.who.stop()  # waits until the tracing instance is gone from the kernel
+        self.who.stop(wait=True)  # until the tracing instance is gone from the kernel
 
     # --- sampling -----------------------------------------------------------------------------
 

@@ -2,9 +2,10 @@
 
 One trace at a time (the kernel instance is per process). The trace thread owns the tracer;
 the UI only receives frozen WhoReport messages (the ranking so far, or why tracing failed) and
-renders them in the detail pane. Stopping sets an event and waits for the thread, whose
-finally-block takes the tracefs instance away; SIGTERM while a trace runs does the same before
-the process ends (Ctrl+C in the live view is a key, and quitting stops the trace on unmount).
+renders them in the detail pane. Stopping sets an event; the thread's finally-block takes the
+tracefs instance away. The UI does not wait for that when a row is left (it takes a moment), only
+before the next trace starts and when the app ends; SIGTERM while a trace runs also waits for it
+before the process ends (Ctrl+C in the live view is a key, and quitting stops the trace).
 """
 
 from __future__ import annotations
@@ -77,12 +78,9 @@ class WhoTraces:
         self._thread: threading.Thread | None = None
         self._previous_sigterm: Any = None
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     def start(self, tag: str, update_every: float) -> None:
-        self.stop()
+        self.stop(wait=True)  # the previous trace's instance must be gone: the name is per process
         stop = threading.Event()
         self.tag, self._stop = tag, stop
         self.view = WhoView(tag, True, None, None)
@@ -91,17 +89,22 @@ class WhoTraces:
         self._thread.start()
         self._guard_sigterm()
 
-    def stop(self) -> None:
-        """Stop the trace (if any) and wait until its instance is gone."""
-        thread, stop = self._thread, self._stop
-        self._thread = self._stop = None
+    def stop(self, wait: bool = False) -> None:
+        """Stop the trace (if any); with `wait`, also the one stopping already, until its instance
+        is gone."""
+        if self._stop is not None:
+            self._stop.set()
+        self._stop = None
         self.tag = None
         self.view = None
-        if stop is not None:
-            stop.set()
-        if thread is not None and thread is not threading.current_thread():
+        thread = self._thread
+        if thread is not None and not thread.is_alive():
+            self._thread = thread = None
+        if wait and thread is not None and thread is not threading.current_thread():
             thread.join(STOP_WAIT_S)
-        self._unguard_sigterm()
+            self._thread = None
+        if self._thread is None:
+            self._unguard_sigterm()
 
     def receive(self, report: WhoReport) -> WhoView | None:
         """A report from the trace thread -> the view to show (None: a stopped trace's leftover)."""
@@ -133,7 +136,7 @@ class WhoTraces:
 
         def on_term(signum: int, frame: FrameType | None) -> None:
             previous = self._previous_sigterm
-            self.stop()
+            self.stop(wait=True)
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
 
