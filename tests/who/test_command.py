@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 
 import pytest
-from who_fakes import LINUX_TREE, FakeTracefs, alloc_line, free_line
+from who_fakes import FORMATS_54, LINUX_TREE, FakeTracefs, alloc_line, free_line
 
 from pooltop.cli import main
 from pooltop.who import command
@@ -140,3 +141,14 @@ def test_windows_tag_that_cannot_be_filtered(run: Run, monkeypatch: pytest.Monke
     assert code == 1
     assert "PoolFreeSession -BufferSize" in out and "<PoolTags>" not in out  # no tag filter
     assert "note: tag 'a b|'" in out
+
+
+def test_an_event_without_a_needed_field_exits_1_with_one_line(on_fake: FakeTracefs, run: Run) -> None:
+    for event, text in FORMATS_54.items():  # a 5.4 kernel: kmem_cache_alloc has no cache name
+        with open(os.path.join(on_fake.root, "events", "kmem", event, "format"), "w") as f:
+            f.write(text)
+    shutil.rmtree(os.path.join(on_fake.root, "events", "kmem", "kmalloc"))
+    code, out, err = run("who", "sigqueue", "-d", "0.05")
+    assert (code, out) == (1, "")
+    assert err == "pooltop: this kernel's kmem:kmem_cache_alloc event has no 'name' field\n"
+    assert on_fake.made == []
