@@ -20,11 +20,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pooltop.logs import parse_kernel_log  # noqa: E402
 from pooltop.model import CounterSet, HostInfo, Snapshot, Totals  # noqa: E402
-from pooltop.processes import LINUX_SOURCE, ProcessReading, ProcessSource, process_counters  # noqa: E402
+from pooltop.processes.logs import parse_kernel_log  # noqa: E402
+from pooltop.processes.source import LINUX_SOURCE, ProcessReading, ProcessSource, process_counters  # noqa: E402
+from pooltop.processes.verdict import judge  # noqa: E402
 from pooltop.tracking import Tracker  # noqa: E402
-from pooltop.verdict import judge  # noqa: E402
 
 HOST = HostInfo("bench", "Linux", "6", "x86_64")
 

@@ -33,14 +33,12 @@ sys.path.insert(0, str(ROOT))
 
 from pooltop.tagdb.bytesearch import KnownTags  # noqa: E402
 from pooltop.tagdb.cache import ScanCache  # noqa: E402
-from pooltop.tagdb.callsites import (  # noqa: E402
-    CALL_SITE_ARCHES,
-    find_call_sites,
-    find_tag_immediates,
-    pool_import_slots,
-)
+from pooltop.tagdb.callsites import CALL_SITE_ARCHES, find_call_sites  # noqa: E402
+from pooltop.tagdb.candidates import Candidate  # noqa: E402
+from pooltop.tagdb.immediates import find_tag_immediates  # noqa: E402
 from pooltop.tagdb.pe import load_image  # noqa: E402
-from pooltop.tagdb.scanner import Candidate, analyse_image, default_workers, scan  # noqa: E402
+from pooltop.tagdb.poolapis import pool_import_slots  # noqa: E402
+from pooltop.tagdb.scanner import analyse_image, default_workers, scan  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "data" / "drivers"
 ALNUM = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"

@@ -8,55 +8,27 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import click
 
 from pooltop import __version__
+from pooltop.clikit import Duration, emit_text, sort_order, table_options
 from pooltop.errors import PooltopError
-from pooltop.model import Pool, Snapshot
-from pooltop.record.formats import OwnerLookup
-from pooltop.tagdb import OwnerCandidate
+from pooltop.model import Pool
 
 SORT_CHOICES = ("tag", "allocs", "frees", "diff", "bytes", "peralloc", "dallocs", "dfrees", "ddiff", "dbytes")
 POOL_CHOICES = ("paged", "nonpaged", "session", "slab", "all")  # "process" rows live in `pooltop processes`
 
 
-def parse_interval(text: str) -> float:
-    """'2', '2s', '500ms', '5m', '1h' -> seconds."""
-    t = text.strip().lower()
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-    suffix = next((u for u in units if t.endswith(u)), "")
-    number, factor = (t[: -len(suffix)], units[suffix]) if suffix else (t, 1.0)
-    try:
-        value = float(number) * factor
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a duration (e.g. 2, 2s, 500ms, 5m)") from None
-    if not value > 0 or value == float("inf"):
-        raise click.BadParameter(f"{text!r} must be a positive duration")
-    return value
-
-
-class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in click stubs
-    name = "duration"
-
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
-        if isinstance(value, int | float):
-            return float(value)
-        try:
-            return parse_interval(str(value))
-        except click.BadParameter as e:
-            self.fail(e.message, param, ctx)
-
-
 #: subcommand -> "module:attribute". Imported only when used: the live view's first frame should
 #: not wait for the driver scanner, the exporter and the report code to load.
 LAZY_COMMANDS = {
-    "processes": "pooltop.process_cli:processes",
-    "doctor": "pooltop.process_cli:doctor",
-    "record": "pooltop.record.cli:record",
-    "report": "pooltop.record.cli:report",
-    "view": "pooltop.record.cli:view",
+    "processes": "pooltop.processes.command:processes",
+    "doctor": "pooltop.processes.command:doctor",
+    "record": "pooltop.record.command:record",
+    "report": "pooltop.report.command:report",
+    "view": "pooltop.app.command:view",
     "diff": "pooltop.share.cli:diff",
     "import": "pooltop.share.cli:import_command",
     "bundle": "pooltop.share.cli:bundle",
@@ -101,32 +73,6 @@ def cli(ctx: click.Context, interval: float) -> None:
     run_live(interval=interval)
 
 
-def table_options(command: Callable[..., None]) -> Callable[..., None]:
-    """The options every one-shot table command shares (snapshot, processes): format, order, top N,
-    a second sample for the change columns, and -o."""
-    for option in reversed((
-        click.option("--format", "-f", "fmt", type=click.Choice(("text", "json", "csv")), default="text",
-                     show_default=True),
-        click.option("--ascending", is_flag=True,
-                     help="Smallest first (names sort A-Z unless --descending)."),
-        click.option("--descending", is_flag=True, hidden=True),
-        click.option("--top", "-n", type=click.IntRange(min=1), default=None, help="Only the first N rows."),
-        click.option("--interval", type=Duration(), default=None,
-                     help="Sample twice this far apart and include the change columns."),
-        click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
-                     help="Write to FILE (atomically) instead of standard output."),
-    )):
-        command = option(command)
-    return command
-
-
-def sort_order(ascending: bool, descending: bool) -> bool | None:
-    """--ascending / --descending as sort_rows' `descending` (None: the column's natural order)."""
-    if ascending and descending:
-        raise click.UsageError("--ascending and --descending exclude each other")
-    return False if ascending else (True if descending else None)
-
-
 @cli.command()
 @table_options
 @click.option("--sort", "-s", "sort_key", type=click.Choice(SORT_CHOICES), default=None,
@@ -157,8 +103,9 @@ def snapshot(
 ) -> None:
     """Print the kernel pool (or slab) counters once, as text, JSON or CSV."""
     from pooltop.native import open_source
-    from pooltop.query import SORT_KEYS, select_rows, sort_rows
-    from pooltop.record.formats import FORMATTERS
+    from pooltop.query import SORT_KEYS, head_rows, select_rows, sort_rows
+    from pooltop.snapshots.writers import FORMATTERS
+    from pooltop.tagdb.owners import snapshot_owner_lookup
     from pooltop.tracking import Tracker
 
     # Check the words before sampling: a usage error should not wait out --interval first.
@@ -178,46 +125,13 @@ def snapshot(
     changes = sample.interval if interval is not None else None
     counters = sample.counters
     rows = select_rows(counters, include, exclude, pool_filter)
-    rows = sort_rows(counters, key, order, changes, rows)
     if top is not None:
-        rows = rows[:top]
-    owners = owner_lookup(sample.snapshot, tagfiles)
+        rows = head_rows(counters, key, top, order, changes, rows)
+    else:
+        rows = sort_rows(counters, key, order, changes, rows)
+    owners = snapshot_owner_lookup(sample.snapshot, tagfiles)
     text = FORMATTERS[fmt](sample.snapshot, rows, changes=changes, owners=owners)
     emit_text(text, output)
-
-
-def owner_lookup(snap: Snapshot, tagfiles: Sequence[str] = ()) -> OwnerLookup:
-    """Who owns each row of `snap`: pooltag.txt / localtag.txt / the overlay, and on Linux the slab
-    descriptions with the cache's SLUB alias group."""
-    from pooltop.tagdb.resolve import TagDatabase
-
-    slab = snap.source == "linux-slab"
-    if slab:
-        db = TagDatabase.load(tagfiles, slabs=True)
-    else:
-        from pooltop.tagdb.scanner import cached_owner_candidates
-
-        # what an earlier `pooltop tags scan` found stays an answer (read from its cache, no rescan)
-        db = TagDatabase.load(tagfiles, scan=cached_owner_candidates())
-    aliases = snap.aliases
-
-    def lookup(tag: str, pool: Pool) -> Sequence[OwnerCandidate]:
-        return db.candidates(tag, aliases.get(tag, ()) if pool is Pool.SLAB else ())
-
-    return lookup
-
-
-def emit_text(text: str, output: str | None) -> None:
-    """Print to stdout, or write FILE atomically and say so on stderr (every command's -o)."""
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    from pooltop.atomic import atomic_write
-
-    with atomic_write(output) as f:
-        f.write(text)
-    click.echo(f"pooltop: wrote {output}", err=True)
 
 
 

@@ -167,7 +167,11 @@ class CounterSet:
         return cached
 
     def per_alloc(self) -> npt.NDArray[np.float64]:
-        """Bytes per outstanding allocation (0 where nothing is outstanding)."""
+        """Bytes per outstanding allocation (0 where nothing is outstanding); a slab cache's object
+        size, which an empty cache has too."""
+        size = self.extra.get("object_size")
+        if size is not None:
+            return size.astype(np.float64)
         d = self.diff.astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             out = np.where(d > 0, self.bytes / np.where(d > 0, d, 1.0), 0.0)
@@ -403,7 +407,13 @@ def printable(text: str) -> str:
     from the kernel, files and replayed data may not be."""
     if text.isprintable():
         return text
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text.translate(_CONTROL))
+    return escape_surrogates(text.translate(_CONTROL))
+
+
+def escape_surrogates(text: str) -> str:
+    """Lone surrogates as \\uNNNN, the rest as is: a string from JSON ("\\ud800") or a
+    surrogateescape'd name that must become UTF-8 (a file, a terminal, SQLite)."""
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def unescape_tag(text: str) -> bytes:

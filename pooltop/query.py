@@ -5,8 +5,10 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from pooltop.model import CounterSet, Pool
 from pooltop.tracking import Deltas, IndexArray, order_rows
@@ -73,23 +75,11 @@ def select_rows(
     return np.flatnonzero(mask)
 
 
-def sort_rows(
-    counters: CounterSet,
-    key: str,
-    descending: bool | None = None,
-    deltas: Deltas | None = None,
-    rows: IndexArray | None = None,
-) -> IndexArray:
-    """Row order for `key` (see SORT_KEYS). Numbers sort largest first, tags A-Z, unless told."""
-    if key not in SORT_KEYS:
-        raise ValueError(f"unknown sort key {key!r} (use {', '.join(SORT_KEYS)})")
+def _sort_values(
+    counters: CounterSet, key: str, deltas: Deltas | None, idx: IndexArray
+) -> npt.NDArray[Any]:
+    """The numbers a numeric sort key orders rows by, for rows `idx`."""
     column, is_change = SORT_KEYS[key]
-    idx = np.arange(len(counters)) if rows is None else rows
-    if column == "tag":
-        values: np.ndarray = np.array([counters.tags[i] for i in idx.tolist()], dtype=object)
-        desc = bool(descending) if descending is not None else False
-        order = sorted(range(len(values)), key=values.__getitem__, reverse=desc)
-        return idx[np.array(order, dtype=np.intp)] if len(order) else idx
     if is_change:
         if deltas is None:
             raise ValueError(f"sorting by {key} needs two samples (use --interval)")
@@ -98,5 +88,68 @@ def sort_rows(
         source = counters.per_alloc()
     else:
         source = getattr(counters, column)
+    values: npt.NDArray[Any] = source[idx]
+    return values
+
+
+def _check_key(key: str) -> None:
+    if key not in SORT_KEYS:
+        raise ValueError(f"unknown sort key {key!r} (use {', '.join(SORT_KEYS)})")
+
+
+def sort_rows(
+    counters: CounterSet,
+    key: str,
+    descending: bool | None = None,
+    deltas: Deltas | None = None,
+    rows: IndexArray | None = None,
+) -> IndexArray:
+    """Row order for `key` (see SORT_KEYS). Numbers sort largest first, tags A-Z, unless told."""
+    _check_key(key)
+    idx = np.arange(len(counters)) if rows is None else rows
+    if SORT_KEYS[key][0] == "tag":
+        values: np.ndarray = np.array([counters.tags[i] for i in idx.tolist()], dtype=object)
+        desc = bool(descending) if descending is not None else False
+        order = sorted(range(len(values)), key=values.__getitem__, reverse=desc)
+        return idx[np.array(order, dtype=np.intp)] if len(order) else idx
     desc = True if descending is None else descending
-    return idx[order_rows(source[idx], desc)]
+    return idx[order_rows(_sort_values(counters, key, deltas, idx), desc)]
+
+
+def head_rows(
+    counters: CounterSet,
+    key: str,
+    count: int,
+    descending: bool | None = None,
+    deltas: Deltas | None = None,
+    rows: IndexArray | None = None,
+) -> IndexArray:
+    """sort_rows(...)[:count], the rows a screen or a top-N shows, without sorting the rest: at 65k
+    rows a stable full sort takes ~4 ms, a partial selection of the first screen ~0.1 ms."""
+    _check_key(key)
+    idx = np.arange(len(counters)) if rows is None else rows
+    if SORT_KEYS[key][0] == "tag" or count * 4 >= len(idx):
+        return sort_rows(counters, key, descending, deltas, rows)[:max(count, 0)]
+    values = _sort_values(counters, key, deltas, idx)
+    desc = True if descending is None else descending
+    if values.dtype.kind not in "iuf":
+        return idx[order_rows(values, desc)[:count]]
+    # order_rows' order: a stable ascending sort of -values (largest first) or of values
+    return idx[stable_head(-values if desc else values, count)]
+
+
+def stable_head(key: npt.NDArray[Any], count: int) -> IndexArray:
+    """The first `count` indexes of np.argsort(key, kind="stable"), without sorting the rest:
+    partition, take everything below the count-th key and the earliest of its ties, sort those."""
+    if count <= 0:
+        return np.zeros(0, dtype=np.intp)
+    if count >= len(key):
+        return np.argsort(key, kind="stable")
+    kth = key[np.argpartition(key, count - 1)[count - 1]]
+    below = np.flatnonzero(key < kth)
+    ties = np.flatnonzero(key == kth)[: count - len(below)]
+    chosen = np.concatenate([below, ties])
+    if len(chosen) != count:  # NaN keys compare with nothing: let a full sort place them
+        return np.argsort(key, kind="stable")[:count]
+    out: IndexArray = chosen[np.argsort(key[chosen], kind="stable")]
+    return out

@@ -5,43 +5,23 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from collections.abc import Sequence
 
-from pooltop.app.app import OwnerLookup, PooltopApp, create_app
-from pooltop.model import Pool
+from pooltop.app.app import PooltopApp, create_app
 from pooltop.native import Source
-from pooltop.tagdb import OwnerCandidate
+from pooltop.tagdb.owners import Aliases, OwnerLookup, live_owner_lookup
 
-__all__ = ["PooltopApp", "create_app", "default_owner_lookup", "run_live"]
+__all__ = ["PooltopApp", "create_app", "run_live"]
 
 
-def default_owner_lookup() -> OwnerLookup | None:
-    """The tag database's resolver, or None where it is not available (the Owner column hides)."""
-    try:
-        from pooltop.tagdb import resolve
-    except ImportError:
-        return None
-    try:
-        factory = getattr(resolve, "default_lookup", None)
-        if factory is not None:
-            lookup: OwnerLookup | None = factory()
-            return lookup
-        db = resolve.TagDatabase.load(slabs=sys.platform.startswith("linux"))
-    except Exception as e:  # a broken tag database must not stop the live view
-        print(f"pooltop: warning: tag database not loaded: {e}", file=sys.stderr)
-        return None
-
-    def candidates(tag: str, pool: Pool) -> Sequence[OwnerCandidate]:
-        return db.candidates(tag)
-
-    return candidates
+def _warn(message: str) -> None:
+    print(f"pooltop: warning: {message}", file=sys.stderr)
 
 
 def default_process_source() -> Source | None:
     """This machine's processes for the verdict line (cheap private memory: no per-process USS),
     or None where they cannot be read (the header then shows no verdict)."""
     try:
-        from pooltop.processes import ProcessSource
+        from pooltop.processes.source import ProcessSource
 
         return ProcessSource(exact_private=False)
     except Exception:  # an unsupported platform, psutil missing: no verdict, the pools still show
@@ -61,10 +41,17 @@ def run_live(
 
     own_source = source is None
     src = open_source() if source is None else source
+    app: PooltopApp | None = None
+
+    def latest_aliases() -> Aliases:
+        # the SLUB alias groups of the sample on screen (read by the source, refreshed with it)
+        sample = app.pool_model.sample if app is not None else None
+        return sample.snapshot.aliases if sample is not None else {}
+
     try:
-        app = create_app(src, interval=interval,
-                         owners=owners if owners is not None else default_owner_lookup(),
-                         export_path=export_path, tz=tz,
+        if owners is None:
+            owners = live_owner_lookup(src.name, aliases=latest_aliases, warn=_warn)
+        app = create_app(src, interval=interval, owners=owners, export_path=export_path, tz=tz,
                          processes=default_process_source() if own_source else None)
         app.run()
     finally:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from textual import on
@@ -39,11 +38,9 @@ from pooltop.app.view import (
 from pooltop.errors import PooltopError
 from pooltop.model import COLUMN_BY_KEY, Pool, Totals
 from pooltop.native import Source
-from pooltop.tagdb import OwnerCandidate
+from pooltop.processes.verdict import Verdict
+from pooltop.tagdb.owners import OwnerLookup
 from pooltop.tracking import LeakLevel, Tracker
-from pooltop.verdict import Verdict
-
-OwnerLookup = Callable[[str, Pool], Sequence[OwnerCandidate]]
 
 #: the intervals + and - step through (seconds)
 INTERVALS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 30.0, 60.0)
@@ -568,7 +565,7 @@ class PooltopApp(App[None]):
         if sample is None:
             self.notify("nothing to export yet", severity="warning", timeout=3)
             return
-        from pooltop.share import export_snapshot
+        from pooltop.snapshots import export_snapshot
 
         book = self.owner_book
         owners = (lambda tag, pool: book.candidates(tag, int(pool))) if book.available else None

@@ -21,8 +21,8 @@ from textual.widget import Widget
 from pooltop.app.lines import StripFinisher
 from pooltop.app.view import PoolTotal
 from pooltop.model import Pool, Snapshot, Totals, human_bytes, printable
+from pooltop.processes.verdict import Verdict, VerdictKind
 from pooltop.tracking import LeakLevel
-from pooltop.verdict import Verdict, VerdictKind
 
 
 def format_uptime(seconds: float | None) -> str:

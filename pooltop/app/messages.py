@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from textual.message import Message
 
 from pooltop.native import BigPoolAllocation
+from pooltop.processes.verdict import Verdict
 from pooltop.tracking import TrackedSample
-from pooltop.verdict import Verdict
 
 
 @dataclass

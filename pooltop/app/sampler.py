@@ -8,7 +8,7 @@ A replay (pooltop.record.replay: a source with seek/step/generation) is driven f
 cursor moves under the source lock, and when its `generation` changes (a jump) the Tracker starts
 over, so no delta is ever computed across a jump.
 
-Live, an optional process source (pooltop.processes.ProcessSource) is sampled here too (judge(),
+Live, an optional process source (pooltop.processes.source.ProcessSource) is sampled here too (judge(),
 after the pool sample is handed over), every `process_every_s` of the system source's clock (six
 times less often while the verdict says nothing grows and no pool counter is suspect), and
 each (system, processes) pair feeds a VerdictWindow: the header's one-line verdict; the same
@@ -27,8 +27,8 @@ import numpy as np
 
 from pooltop.model import Pool, Snapshot
 from pooltop.native import BigPoolAllocation, Source
+from pooltop.processes.verdict import Verdict, VerdictKind, VerdictWindow
 from pooltop.tracking import LeakLevel, TrackedSample, Tracker
-from pooltop.verdict import Verdict, VerdictKind, VerdictWindow
 
 #: how often (seconds of the system source's clock) processes are sampled for the verdict
 PROCESS_EVERY_S = 5.0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,11 +16,10 @@ import numpy as np
 import numpy.typing as npt
 
 from pooltop.model import CounterSet, Pool, printable
-from pooltop.query import SORT_KEYS, compile_pattern, sort_rows
+from pooltop.query import SORT_KEYS, compile_pattern, sort_rows, stable_head
 from pooltop.tagdb import OwnerCandidate
+from pooltop.tagdb.owners import OwnerLookup
 from pooltop.tracking import Deltas, IndexArray, LeakLevel, TrackedSample, align
-
-OwnerLookup = Callable[[str, Pool], Sequence[OwnerCandidate]]
 
 #: table column key -> sort name (query.SORT_KEYS plus the UI-only "pool", "owner" and "leak").
 COLUMN_SORT: dict[str, str] = {
@@ -118,21 +117,6 @@ def filter_pattern(text: str) -> re.Pattern[str] | None:
     if not any(ch in text for ch in "*?["):
         text = f"*{text}*"
     return compile_pattern(text, case_sensitive=False)
-
-
-def _stable_head(key: npt.NDArray[Any], count: int) -> IndexArray:
-    """The first `count` indexes of np.argsort(key, kind="stable"), without sorting the rest:
-    partition, take everything below the count-th key and the earliest of its ties, sort those."""
-    if count >= len(key):
-        return np.argsort(key, kind="stable")
-    kth = key[np.argpartition(key, count - 1)[count - 1]]
-    below = np.flatnonzero(key < kth)
-    ties = np.flatnonzero(key == kth)[: count - len(below)]
-    chosen = np.concatenate([below, ties])
-    if len(chosen) != count:  # NaN keys compare with nothing: let a full sort place them
-        return np.argsort(key, kind="stable")[:count]
-    out: IndexArray = chosen[np.argsort(key[chosen], kind="stable")]
-    return out
 
 
 class ChangeMemory:
@@ -329,7 +313,7 @@ class TableModel:
             if wanted * 4 >= len(self._rows):
                 return self.order[first:last]
             assert self._key is not None
-            self._head = self._rows[_stable_head(self._key, wanted)]
+            self._head = self._rows[stable_head(self._key, wanted)]
         return self._head[first:last]
 
     def row_key(self, position: int) -> tuple[str, int] | None:

@@ -10,11 +10,12 @@ import ipaddress
 import signal
 import threading
 from collections.abc import Sequence
+from functools import partial
 from types import FrameType
 
 import click
 
-from pooltop.cli import Duration
+from pooltop.clikit import Duration
 
 DEFAULT_LISTEN = "127.0.0.1:9877"
 
@@ -92,7 +93,6 @@ def serve(
     Exports the top N tags by bytes plus the tags at watch level or above (bounded by --max-watch),
     so thousands of tags do not flood Prometheus. Stops cleanly on SIGTERM or Ctrl-C.
     """
-    from pooltop.cli import owner_lookup
     from pooltop.errors import PooltopError
 
     try:
@@ -107,18 +107,14 @@ def serve(
         if e.name != "prometheus_client":
             raise
         raise PooltopError("pooltop serve needs prometheus-client (pip install prometheus-client)") from None
-    from pooltop.model import Snapshot
     from pooltop.native import open_source
-    from pooltop.record.formats import OwnerLookup
+    from pooltop.tagdb.owners import snapshot_owner_lookup
 
     host, port = listen
     if not is_loopback(host):
         log_stderr(f"warning: listening on {host}:{port} serves pool tags and driver names to every machine "
                    f"that can reach it, without authentication (the default is {DEFAULT_LISTEN})")
     options = ExportOptions(interval=interval, top=top, max_watch=max_watch, window=window)
-
-    def owners(snap: Snapshot) -> OwnerLookup:
-        return owner_lookup(snap, tagfiles)
 
     stop = threading.Event()
 
@@ -135,7 +131,7 @@ def serve(
         previous = {sig: signal.signal(sig, on_signal) for sig in handled}
     try:
         with open_source(root=root) as source:
-            exporter = PoolExporter(source, options, owners)
+            exporter = PoolExporter(source, options, partial(snapshot_owner_lookup, tagfiles=tagfiles))
             serve_until(exporter, host, port, stop, on_ready)
     finally:
         for sig, handler in previous.items():

@@ -25,14 +25,12 @@ import numpy as np
 import numpy.typing as npt
 
 from pooltop.model import CounterSet, HostInfo, Int64Array, Pool, Snapshot, Totals
-from pooltop.query import sort_rows
-from pooltop.record.formats import OwnerLookup
+from pooltop.query import head_rows
+from pooltop.tagdb.owners import OwnerLookup, OwnerLookupFactory
 from pooltop.tracking import IndexArray, LeakLevel, LeakThresholds, TrackedSample, Tracker, align
 
 #: (tag, pool) -> the owner label value ("" when nothing is known)
 OwnerName = Callable[[str, Pool], str]
-#: builds an owner lookup for a snapshot's source (pooltop.cli.owner_lookup by default)
-OwnerLookupFactory = Callable[[Snapshot], OwnerLookup]
 
 
 def select_exported(
@@ -45,8 +43,7 @@ def select_exported(
     n = len(counters)
     if n == 0:
         return np.zeros(0, dtype=np.intp)
-    by_bytes = sort_rows(counters, "bytes")
-    top_rows = by_bytes[: max(top, 0)]
+    top_rows = head_rows(counters, "bytes", top)
     rows = top_rows
     if max_watch > 0:
         in_top = np.zeros(n, dtype=np.bool_)

@@ -17,9 +17,10 @@ from dataclasses import dataclass, replace
 from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
 
 from pooltop.errors import PooltopError
-from pooltop.exporter.frame import FrameBuilder, OwnerLookupFactory
+from pooltop.exporter.frame import FrameBuilder
 from pooltop.exporter.metrics import ExporterState, PoolCollector
 from pooltop.native import Source
+from pooltop.tagdb.owners import OwnerLookupFactory
 from pooltop.tracking import LeakThresholds
 
 

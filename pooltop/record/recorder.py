@@ -12,9 +12,9 @@ from types import FrameType
 from pooltop.errors import PooltopError
 from pooltop.model import Pool, Snapshot, human_bytes
 from pooltop.native import Source
-from pooltop.record.formats import OwnerLookup
-from pooltop.record.store import RecordingFull, RecordingWriter
+from pooltop.record.writer import RecordingFull, RecordingWriter
 from pooltop.tagdb import OwnerCandidate
+from pooltop.tagdb.owners import OwnerLookup
 
 #: consecutive failed samples after which recording gives up
 MAX_FAILURES = 10

@@ -8,7 +8,8 @@ import threading
 from pooltop.errors import BadInput
 from pooltop.model import Snapshot
 from pooltop.native import Source
-from pooltop.record.store import Recording, _State, decode_frame
+from pooltop.record.codec import FrameState
+from pooltop.record.reader import Recording, SampleRow
 
 
 class ReplaySource(Source):
@@ -27,13 +28,13 @@ class ReplaySource(Source):
         if self.info.samples == 0:
             self.recording.close()
             raise BadInput(f"{path} holds no samples")
-        self._ids = [r[0] for r in self.recording.con.execute("SELECT id FROM samples ORDER BY id")]
+        self._ids = self.recording.sample_ids()
         self._lock = threading.Lock()
         self.speed = speed
         self.generation = 0
         self._index = -1
-        self._state: _State | None = None
-        self._row: tuple[int, int, str | None] | None = None
+        self._state: FrameState | None = None
+        self._row: SampleRow | None = None
         self._seek_locked(self._clamp(start))
 
     def __len__(self) -> int:
@@ -53,19 +54,13 @@ class ReplaySource(Source):
         return max(0, min(index, len(self._ids) - 1))
 
     def _seek_locked(self, index: int) -> None:
-        self._state, self._row = self.recording._state_at(self._ids[index])
+        self._state, self._row = self.recording.state_at(self._ids[index])
         self._index = index
 
     def _step_locked(self) -> None:
         """One sample forward: apply just the next frame."""
         assert self._state is not None
-        nxt = self._ids[self._index + 1]
-        row = self.recording.con.execute(
-            "SELECT wall_us, monotonic_ns, warnings, full, frame FROM samples WHERE id = ?", (nxt,)
-        ).fetchone()
-        wall_us, mono, warnings, full, frame = row
-        self._state.apply(bool(full), decode_frame(frame))
-        self._row = (wall_us, mono, warnings)
+        self._row = self.recording.advance(self._state, self._ids[self._index + 1])
         self._index += 1
 
     def seek(self, index: int) -> None:
@@ -86,7 +81,7 @@ class ReplaySource(Source):
     def current(self) -> Snapshot:
         with self._lock:
             assert self._state is not None and self._row is not None
-            snap = self.recording._snapshot(self._state, *self._row)
+            snap = self.recording.snapshot(self._state, self._row)
         # The wall clock stands in for the monotonic one: a recording may span reboots.
         return dataclasses.replace(snap, monotonic_ns=int(snap.taken_at.timestamp() * 1e9))
 
@@ -153,13 +148,3 @@ class SequenceSource(Source):
             self._index = min(self._index + self.speed, len(self._snaps) - 1)
         return snap
 
-
-def open_replay(path: str) -> Source:
-    """A replay source for any file pooltop reads: a recording, or snapshot files of any kind."""
-    from pooltop.record.store import is_recording
-
-    if is_recording(path):
-        return ReplaySource(path)
-    from pooltop.share import load_snapshots
-
-    return SequenceSource(list(load_snapshots(path)))

@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from pooltop.model import U32, Pool, Totals
 from pooltop.tagdb import OwnerCandidate
+from pooltop.tagdb.owners import candidate_to_json
 from pooltop.tracking import LeakLevel, theil_sen_slopes
 
 FloatArray = npt.NDArray[np.float64]
@@ -72,9 +73,7 @@ class CounterAnalysis:
         out = asdict(self)
         out["pool"] = self.pool.label
         out["verdict"] = self.verdict.label
-        out["owners"] = [
-            {k: v for k, v in asdict(o).items() if k != "tag" and v is not None} for o in self.owners
-        ]
+        out["owners"] = [candidate_to_json(o) for o in self.owners]
         out["aliases"] = list(self.aliases)
         out["reasons"] = list(self.reasons)
         for k, v in list(out.items()):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import html
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -16,7 +17,8 @@ import numpy as np
 from pooltop import __version__
 from pooltop.errors import PooltopError
 from pooltop.model import HostInfo, Totals, human_bytes
-from pooltop.report.analysis import CounterAnalysis, ReportThresholds, verdict_counts
+from pooltop.record import Recording, read_series
+from pooltop.report.analysis import CounterAnalysis, ReportThresholds, analyse, verdict_counts
 from pooltop.tracking import LeakLevel
 
 REPORT_SCHEMA = "pooltop.report/1"
@@ -37,6 +39,11 @@ class Report:
     seconds: np.ndarray
     bytes_by_key: dict[tuple[str, int], np.ndarray]
     totals: list[Totals]
+    # each point's lowest and highest bytes, where a point stands for an interval of several samples
+    bytes_range_by_key: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = dataclasses.field(
+        default_factory=dict
+    )
+    damage: str | None = None  # why the recording was read only up to a damaged sample
 
     def suspects(self, include_stable: bool = False) -> list[CounterAnalysis]:
         return [r for r in self.results if include_stable or r.verdict > LeakLevel.STABLE]
@@ -184,6 +191,10 @@ def render_html(rep: Report, include_stable: bool = False, top: int | None = Non
         if series is None:
             continue
         fig, ax = plt.subplots(figsize=(9, 2.6))
+        spread = rep.bytes_range_by_key.get((r.tag, int(r.pool)))
+        if spread is not None:
+            ax.fill_between(hours, spread[0] / 2**20, spread[1] / 2**20, color="#0072b2", alpha=0.2,
+                            linewidth=0, label="lowest to highest between points")
         ax.plot(
             hours,
             series / 2**20,
@@ -256,13 +267,14 @@ def build_report(
     thresholds: ReportThresholds,
     max_points: int = 2000,
     chart_keys: Sequence[tuple[str, int]] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Report:
-    """Open a recording, analyse it and keep what the renderers need."""
-    from pooltop.record.store import Recording, read_series
-    from pooltop.report.analysis import analyse
-
+    """Open a recording, analyse it and keep what the renderers need. Every sample is read; more
+    than `max_points` are reduced to that many intervals (record/series.py). `progress(samples)`
+    follows the reading."""
     with Recording(path) as rec:
-        series = read_series(rec, max_points=max_points, columns=("allocs", "frees", "diff", "bytes"))
+        series = read_series(rec, max_points=max_points, columns=("allocs", "frees", "diff", "bytes"),
+                             progress=progress)
         owners = rec.owners()
         info = rec.info
         aliases = rec.aliases
@@ -279,7 +291,11 @@ def build_report(
     )
     col = {k: i for i, k in enumerate(series.keys)}
     wanted = chart_keys if chart_keys is not None else [(r.tag, int(r.pool)) for r in results[:20]]
-    bytes_by_key = {k: series.columns["bytes"][:, col[k]] for k in wanted if k in col}
+    charted = [k for k in wanted if k in col]
+    bytes_by_key = {k: series.columns["bytes"][:, col[k]] for k in charted}
+    reduced = series.samples > len(series.seconds)
+    ranges = {k: (series.minimum["bytes"][:, col[k]], series.maximum["bytes"][:, col[k]])
+              for k in charted} if reduced else {}
     return Report(
         path=path,
         source=info.source,
@@ -293,4 +309,6 @@ def build_report(
         seconds=series.seconds,
         bytes_by_key=bytes_by_key,
         totals=series.totals,
+        bytes_range_by_key=ranges,
+        damage=series.damage,
     )

@@ -1,20 +1,10 @@
-"""Sharing the evidence: snapshot files read back, diffs, imports of poolmon and WinDbg output,
-the vendor bundle, and the live view's export.
+"""Sharing the evidence: diffs, snapshot series reports, and the vendor bundle.
 
-- snapshot_io: tell file kinds apart by content, read any of them into Snapshots, export_snapshot
-- poolmon, poolused: importers for `poolmon /n` logs and WinDbg `!poolused` output
 - diff: per-tag change between two snapshots
 - series: `pooltop report` on snapshot files (one point in time, or a series)
 - bundle, capture: the zip for a driver's vendor, with stack-capture commands
 - cli: the `diff`, `import` and `bundle` commands
+
+The snapshot format itself (reading and writing) is `pooltop.snapshots`; poolmon and !poolused
+importers are `pooltop.importers`.
 """
-
-from pooltop.share.snapshot_io import (
-    EXPORT_DIR_ENV,
-    EXPORT_FORMAT_ENV,
-    export_snapshot,
-    load_snapshot,
-    load_snapshots,
-)
-
-__all__ = ["EXPORT_DIR_ENV", "EXPORT_FORMAT_ENV", "export_snapshot", "load_snapshot", "load_snapshots"]

@@ -20,14 +20,13 @@ earlier file of that name untouched; nothing is written anywhere else.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import platform
 import sys
 import textwrap
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,15 +34,15 @@ from pooltop import __version__
 from pooltop.errors import PooltopError
 from pooltop.model import Pool, Snapshot, human_bytes
 from pooltop.query import compile_pattern
-from pooltop.record.formats import format_json, format_text
 from pooltop.report.analysis import CounterAnalysis
 from pooltop.report.render import Report, render_html, render_json, render_text
 from pooltop.share.capture import CaptureSet, linux_commands, windows_commands
+from pooltop.snapshots.writers import format_json, format_text
 from pooltop.tagdb import OwnerCandidate
+from pooltop.tagdb.owners import OwnerLookup, candidate_to_json
 from pooltop.tracking import LeakLevel
 
 FACTS_SCHEMA = "pooltop.bundle/1"
-OwnerLookup = Callable[[str, Pool], Sequence[OwnerCandidate]]
 DEFAULT_SUSPECTS = 8
 
 
@@ -149,14 +148,6 @@ def choose_suspects(inputs: BundleInputs) -> tuple[list[Suspect], list[str]]:
     return suspects, notes
 
 
-def _owner_json(o: OwnerCandidate) -> dict[str, Any]:
-    out: dict[str, Any] = {"owner": o.owner, "description": o.description, "source": o.source,
-                           "confidence": o.confidence}
-    if o.driver is not None:
-        out["driver"] = {k: v for k, v in dataclasses.asdict(o.driver).items()}
-    return out
-
-
 def _facts(inputs: BundleInputs, suspects: Sequence[Suspect], created: dt.datetime, notes: Sequence[str]
            ) -> dict[str, Any]:
     snap = inputs.snapshot
@@ -183,7 +174,7 @@ def _facts(inputs: BundleInputs, suspects: Sequence[Suspect], created: dt.dateti
                 "why": s.why,
                 "counters": s.counters,
                 "analysis": s.analysis.to_json() if s.analysis is not None else None,
-                "owners": [_owner_json(o) for o in s.owners],
+                "owners": [candidate_to_json(o) for o in s.owners],
                 "driver_facts": any(o.driver is not None for o in s.owners),
             }
             for s in suspects
@@ -281,6 +272,8 @@ def assemble(inputs: BundleInputs) -> list[BundlePart]:
                    "the same snapshot as a poolmon-style table."),
     ]
     rep = inputs.report
+    if rep is not None and rep.damage is not None:
+        notes.append(f"the recording is damaged: {rep.damage}; the report covers the samples before it")
     if rep is not None:
         parts.append(BundlePart("report.txt", render_text(rep, False, None).encode("utf-8"),
                                 f"the leak report over the recording {inputs.recording_name or ''}: "

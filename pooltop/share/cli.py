@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 import click
 
-from pooltop.cli import Duration
+from pooltop.clikit import Duration
 from pooltop.errors import PooltopError
-from pooltop.model import Snapshot
+from pooltop.model import Snapshot, printable
 
 SNAPSHOT_REF_HELP = (
     "A snapshot file of any kind pooltop reads (JSON or CSV export, poolmon /n log, WinDbg !poolused "
@@ -20,11 +20,11 @@ SNAPSHOT_REF_HELP = (
 
 def _warn(snap: Snapshot, label: str) -> None:
     for w in snap.warnings:
-        click.echo(f"pooltop: warning: {label}: {w}", err=True)
+        click.echo(f"pooltop: warning: {printable(label)}: {printable(w)}", err=True)
 
 
 def _pair(first: str, second: str | None) -> tuple[tuple[str, Snapshot], tuple[str, Snapshot]]:
-    from pooltop.share.snapshot_io import SnapshotRef, count_snapshots, load_ref, parse_ref
+    from pooltop.snapshots.readers import SnapshotRef, count_snapshots, load_ref, parse_ref
 
     if second is None:
         ref = parse_ref(first)
@@ -62,15 +62,17 @@ def diff(before: str, after: str | None, fmt: str, sort_key: str, top: int | Non
     rec.db@-1 the last). A lone recording (or multi-table log) compares its first and last.
     Allocation counters are compared mod 2^32 where both sides have 32-bit counters.
     """
-    from pooltop.cli import emit_text
-    from pooltop.share.diff import RENDERERS, diff_snapshots, select_rows
+    from pooltop.clikit import emit_text
+    from pooltop.share.diff import RENDERERS, diff_snapshots, select
 
     (la, a), (lb, b) = _pair(before, after)
     _warn(a, la)
     _warn(b, lb)
     d = diff_snapshots(a, b, la, lb)
-    rows = select_rows(d, sort_key, top, include_same, include, exclude)
-    hidden = len(d.rows) - len(rows)
+    if fmt != "text" or output is not None:  # the text on the terminal says it itself
+        for w in d.warnings:
+            click.echo(f"pooltop: warning: {printable(w)}", err=True)
+    rows, hidden = select(d, sort_key, top, include_same, include, exclude)
     emit_text(RENDERERS[fmt](d, rows, hidden), output)
 
 
@@ -86,9 +88,9 @@ def import_command(source: str, fmt: str, output: str | None) -> None:
     FILE@INDEX picks one table of a file that holds several (0 the first, -1 the last; the last
     by default). Lines that are not part of a table are counted and reported on standard error.
     """
-    from pooltop.cli import emit_text
-    from pooltop.record.formats import FORMATTERS
-    from pooltop.share.snapshot_io import load_snapshot
+    from pooltop.clikit import emit_text
+    from pooltop.snapshots.readers import load_snapshot
+    from pooltop.snapshots.writers import FORMATTERS
 
     snap = load_snapshot(source)
     _warn(snap, source)
@@ -127,11 +129,11 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
     recipient. Without --snapshot, the snapshot is taken now. With --who, the kernel call sites and
     processes that allocate from those caches, traced now (`pooltop who`).
     """
-    from pooltop.cli import owner_lookup
     from pooltop.report.analysis import ReportThresholds
-    from pooltop.report.render import build_report
+    from pooltop.report.command import report_of_recording
     from pooltop.share.bundle import BundleInputs, BundlePart, make_bundle
-    from pooltop.share.snapshot_io import load_snapshot
+    from pooltop.snapshots.readers import load_snapshot
+    from pooltop.tagdb.owners import snapshot_owner_lookup
 
     out_abs = os.path.abspath(output)
     for given in (recording, snapshot_ref):
@@ -146,9 +148,9 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
     report = None
     rec_owners = None
     if recording is not None:
-        from pooltop.record.store import Recording
+        from pooltop.record import Recording
 
-        report = build_report(recording, ReportThresholds())
+        report = report_of_recording(recording, ReportThresholds())
         with Recording(recording) as rec:
             rec_owners = rec.owners()
     attributions: tuple[BundlePart, ...] = ()
@@ -163,7 +165,7 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
         report=report,
         recording_name=os.path.basename(recording) if recording else None,
         tags=tuple(tags),
-        owners=owner_lookup(snap, tagfiles),
+        owners=snapshot_owner_lookup(snap, tagfiles),
         recording_owners=rec_owners,
         max_suspects=top,
         attributions=attributions,
@@ -180,7 +182,7 @@ def _live_or_recorded(recording: str | None, root: str | None) -> tuple[Snapshot
     from pooltop.native import open_source
 
     def recorded(reason: str) -> tuple[Snapshot, str]:
-        from pooltop.record.store import Recording
+        from pooltop.record import Recording
 
         assert recording is not None
         click.echo(f"pooltop: {reason}; using the recording's last sample", err=True)
@@ -195,7 +197,7 @@ def _live_or_recorded(recording: str | None, root: str | None) -> tuple[Snapshot
             raise
         return recorded(f"no live snapshot ({e})")
     if recording is not None:
-        from pooltop.record.store import read_info
+        from pooltop.record import read_info
 
         info = read_info(recording)
         if (info.source, info.host.name) != (snap.source, snap.host.name):

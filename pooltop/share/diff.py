@@ -17,8 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from pooltop import __version__
-from pooltop.model import CounterSet, Pool, Snapshot, human_bytes
+from pooltop.model import CounterSet, Pool, Snapshot, human_bytes, printable
 from pooltop.query import tag_filter
+from pooltop.snapshots.compat import host_names, require_one_kind
+from pooltop.snapshots.texttable import TextColumn, table_lines
+from pooltop.snapshots.writers import csv_text
 from pooltop.tracking import align, compute_deltas
 
 DIFF_SCHEMA = "pooltop.diff/1"
@@ -59,6 +62,7 @@ class SnapshotDiff:
     alloc_counts: bool  # whether allocs/frees changes mean anything (both sides count them)
     rows: tuple[DiffRow, ...]
     notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # two machines: shown, but the reader must know
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.rows if r.status == status)
@@ -70,7 +74,14 @@ def _counts(c: CounterSet, i: int) -> Counts:
 
 def diff_snapshots(before: Snapshot, after: Snapshot, before_label: str = "before",
                    after_label: str = "after") -> SnapshotDiff:
-    """Per-counter change from `before` to `after` (row order: after's, then the vanished)."""
+    """Per-counter change from `before` to `after` (row order: after's, then the vanished).
+
+    PooltopError when the two are different kinds of kernel memory (Windows pool, Linux slab)."""
+    sides = [(before_label, before), (after_label, after)]
+    require_one_kind(sides, "compare")
+    hosts = host_names(sides)
+    warnings = (f"comparing two machines: {before_label} is from {hosts[0]}, {after_label} from {hosts[1]}",
+                ) if len(hosts) > 1 else ()
     ref, cur = before.counters, after.counters
     alloc_counts = ref.has_alloc_counts and cur.has_alloc_counts
     bits = 32 if ref.counter_bits == 32 and cur.counter_bits == 32 else 64
@@ -80,8 +91,6 @@ def diff_snapshots(before: Snapshot, after: Snapshot, before_label: str = "befor
     notes: list[str] = []
     if seconds < 0:
         notes.append(f"{after_label} was taken before {before_label}: the changes run backwards in time")
-    if before.host.name and after.host.name and before.host.name != after.host.name:
-        notes.append(f"the two come from different machines ({before.host.name}, {after.host.name})")
     if not alloc_counts:
         notes.append("allocs/frees are not counted on both sides: only outstanding allocations and bytes "
                      "are compared")
@@ -113,7 +122,7 @@ def diff_snapshots(before: Snapshot, after: Snapshot, before_label: str = "befor
         notes.append(f"allocation counters of {wrapped} tag{'s' if wrapped != 1 else ''} passed 2^32 and "
                      "wrapped; their changes are taken mod 2^32")
     return SnapshotDiff(before, after, before_label, after_label, seconds, alloc_counts, tuple(rows),
-                        tuple(notes))
+                        tuple(notes), warnings)
 
 
 def _sort_value(key: str) -> Callable[[DiffRow], Any]:
@@ -125,15 +134,37 @@ def _sort_value(key: str) -> Callable[[DiffRow], Any]:
     return lambda r: (-getattr(r.change, column), r.tag)
 
 
-def select_rows(d: SnapshotDiff, sort: str = "dbytes", top: int | None = None, include_same: bool = False,
-                include: Sequence[str] = (), exclude: Sequence[str] = ()) -> list[DiffRow]:
-    """The rows to show: unchanged ones left out unless asked for, filtered, sorted (growth first)."""
+@dataclass(frozen=True)
+class Hidden:
+    """Rows a diff leaves out, by why: the summary says which option shows them."""
+
+    unchanged: int = 0  # unchanged, without --all
+    filtered: int = 0  # by --include / --exclude
+    past_top: int = 0  # past --top
+
+    @property
+    def total(self) -> int:
+        return self.unchanged + self.filtered + self.past_top
+
+
+def select(d: SnapshotDiff, sort: str = "dbytes", top: int | None = None, include_same: bool = False,
+           include: Sequence[str] = (), exclude: Sequence[str] = ()) -> tuple[list[DiffRow], Hidden]:
+    """The rows to show (unchanged ones left out unless asked for, filtered, sorted: growth first)
+    and what was left out."""
     if sort not in SORT_KEYS:
         raise ValueError(f"unknown sort key {sort!r} (use {', '.join(SORT_KEYS)})")
     keep = tag_filter(include, exclude)
-    rows = [r for r in d.rows if (include_same or r.status != "same") and keep(r.tag)]
+    wanted = [r for r in d.rows if keep(r.tag)]
+    rows = [r for r in wanted if include_same or r.status != "same"]
     rows.sort(key=_sort_value(sort))
-    return rows[:top] if top is not None else rows
+    shown = rows[:top] if top is not None else rows
+    return shown, Hidden(len(wanted) - len(rows), len(d.rows) - len(wanted), len(rows) - len(shown))
+
+
+def select_rows(d: SnapshotDiff, sort: str = "dbytes", top: int | None = None, include_same: bool = False,
+                include: Sequence[str] = (), exclude: Sequence[str] = ()) -> list[DiffRow]:
+    """The rows `select` shows."""
+    return select(d, sort, top, include_same, include, exclude)[0]
 
 
 # --- rendering --------------------------------------------------------------------------------
@@ -159,7 +190,7 @@ def _span(seconds: float) -> str:
 def _side(label: str, s: Snapshot) -> str:
     h = s.host
     who = " ".join(x for x in (h.name, h.os, h.os_version) if x) or "unknown host"
-    return f"{label}  {who}  {_when(s)}  source {s.source}"
+    return printable(f"{label}  {who}  {_when(s)}  source {s.source}")
 
 
 def _total_changes(d: SnapshotDiff) -> list[tuple[str, int, int]]:
@@ -171,12 +202,13 @@ def _signed(v: int) -> str:
     return f"{v:+,}" if v else "0"
 
 
-def render_text(d: SnapshotDiff, rows: Sequence[DiffRow], hidden: int = 0) -> str:
+def _header_lines(d: SnapshotDiff) -> list[str]:
     lines = [
         "pooltop diff",
         "before: " + _side(d.before_label, d.before),
         "after:  " + _side(d.after_label, d.after),
         f"between: {_span(d.seconds)}",
+        *(f"warning: {printable(w)}" for w in d.warnings),
     ]
     totals = _total_changes(d)
     if totals:
@@ -184,42 +216,58 @@ def render_text(d: SnapshotDiff, rows: Sequence[DiffRow], hidden: int = 0) -> st
             f"{k} {human_bytes(a)} -> {human_bytes(b)} ({'+' if b >= a else ''}{human_bytes(b - a)})"
             for k, a, b in totals))
     lines.append("")
-    cols: list[tuple[str, bool, list[str]]] = [
-        ("Tag", False, [r.tag for r in rows]),
-        ("Type", False, [r.pool.short for r in rows]),
-        ("Status", False, [r.status + ("*" if r.wrapped else "") for r in rows]),
-        ("Bytes before", True, [f"{r.before.bytes:,}" if r.before else "-" for r in rows]),
-        ("Bytes after", True, [f"{r.after.bytes:,}" if r.after else "-" for r in rows]),
-        ("dBytes", True, [_signed(r.change.bytes) for r in rows]),
-        ("dDiff", True, [_signed(r.change.diff) for r in rows]),
+    return lines
+
+
+def _columns(d: SnapshotDiff, rows: Sequence[DiffRow]) -> list[TextColumn]:
+    cols = [
+        TextColumn("Tag", False, [printable(r.tag) for r in rows]),
+        TextColumn("Type", False, [r.pool.short for r in rows]),
+        TextColumn("Status", False, [r.status + ("*" if r.wrapped else "") for r in rows]),
+        TextColumn("Bytes before", True, [f"{r.before.bytes:,}" if r.before else "-" for r in rows]),
+        TextColumn("Bytes after", True, [f"{r.after.bytes:,}" if r.after else "-" for r in rows]),
+        TextColumn("dBytes", True, [_signed(r.change.bytes) for r in rows]),
+        TextColumn("dDiff", True, [_signed(r.change.diff) for r in rows]),
     ]
     if d.alloc_counts:
-        cols.append(("dAllocs", True, [_signed(r.change.allocs) for r in rows]))
-        cols.append(("dFrees", True, [_signed(r.change.frees) for r in rows]))
-    widths = [max([len(t), *(len(c) for c in cells)]) for t, _, cells in cols]
+        cols.append(TextColumn("dAllocs", True, [_signed(r.change.allocs) for r in rows]))
+        cols.append(TextColumn("dFrees", True, [_signed(r.change.frees) for r in rows]))
+    return cols
 
-    def line(cells: Sequence[str]) -> str:
-        return " ".join(c.rjust(w) if right else c.ljust(w)
-                        for c, w, (_, right, _) in zip(cells, widths, cols, strict=True)).rstrip()
 
-    if rows:
-        lines.append(line([t for t, _, _ in cols]))
-        lines.extend(line([cells[i] for _, _, cells in cols]) for i in range(len(rows)))
-    else:
-        lines.append("No counter changed." if not hidden else "No counter matches.")
-    lines.append("")
+def _hidden(hidden: int | Hidden) -> Hidden:
+    return hidden if isinstance(hidden, Hidden) else Hidden(unchanged=hidden)
+
+
+def _summary(d: SnapshotDiff, hidden: Hidden) -> str:
     grew = sum(1 for r in d.rows if r.status == "changed" and r.change.bytes > 0)
     shrank = sum(1 for r in d.rows if r.status == "changed" and r.change.bytes < 0)
     summary = (f"{grew} grew, {shrank} shrank, {d.count('new')} new, {d.count('vanished')} vanished, "
                f"{d.count('same')} unchanged")
-    if hidden:
-        summary += f"; {hidden} row{'s' if hidden != 1 else ''} not shown"
-        if d.count("same"):
-            summary += " (--all shows the unchanged ones)"
-    lines.append(summary)
+    n = hidden.total
+    if n:
+        summary += f"; {n} row{'s' if n != 1 else ''} not shown"
+        why = [
+            *(["--all shows the unchanged ones"] if hidden.unchanged else []),
+            *([f"{hidden.filtered} left out by --include/--exclude"] if hidden.filtered else []),
+            *([f"{hidden.past_top} past --top"] if hidden.past_top else []),
+        ]
+        summary += f" ({'; '.join(why)})"
+    return summary
+
+
+def render_text(d: SnapshotDiff, rows: Sequence[DiffRow], hidden: int | Hidden = 0) -> str:
+    lines = _header_lines(d)
+    if rows:
+        lines += table_lines(_columns(d, rows))
+    else:
+        changed = any(r.status != "same" for r in d.rows)
+        lines.append("No counter matches." if changed else "No counter changed.")
+    lines.append("")
+    lines.append(_summary(d, _hidden(hidden)))
     if any(r.wrapped for r in rows):
         lines.append("* a 32-bit allocation counter wrapped between the two; the change is taken mod 2^32")
-    lines.extend(f"note: {n}" for n in d.notes)
+    lines.extend(f"note: {printable(n)}" for n in d.notes)
     return "\n".join(lines) + "\n"
 
 
@@ -233,7 +281,7 @@ def _side_json(label: str, s: Snapshot) -> dict[str, Any]:
     }
 
 
-def render_json(d: SnapshotDiff, rows: Sequence[DiffRow], hidden: int = 0) -> str:
+def render_json(d: SnapshotDiff, rows: Sequence[DiffRow], hidden: int | Hidden = 0) -> str:
     doc = {
         "schema": DIFF_SCHEMA,
         "generator": f"pooltop {__version__}",
@@ -241,7 +289,7 @@ def render_json(d: SnapshotDiff, rows: Sequence[DiffRow], hidden: int = 0) -> st
         "after": _side_json(d.after_label, d.after),
         "seconds": d.seconds,
         "alloc_counts": d.alloc_counts,
-        "summary": {s: d.count(s) for s in STATUSES} | {"shown": len(rows), "hidden": hidden},
+        "summary": {s: d.count(s) for s in STATUSES} | {"shown": len(rows), "hidden": _hidden(hidden).total},
         "totals": [{"name": k, "before": a, "after": b, "change": b - a} for k, a, b in _total_changes(d)],
         "counters": [
             {
@@ -257,10 +305,12 @@ def render_json(d: SnapshotDiff, rows: Sequence[DiffRow], hidden: int = 0) -> st
         ],
         "notes": list(d.notes),
     }
+    if d.warnings:
+        doc["warnings"] = list(d.warnings)
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
-def render_csv(d: SnapshotDiff, rows: Sequence[DiffRow], hidden: int = 0) -> str:
+def render_csv(d: SnapshotDiff, rows: Sequence[DiffRow], hidden: int | Hidden = 0) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     names = ("allocs", "frees", "diff", "bytes")
@@ -269,8 +319,8 @@ def render_csv(d: SnapshotDiff, rows: Sequence[DiffRow], hidden: int = 0) -> str
     for r in rows:
         before = [getattr(r.before, n) for n in names] if r.before else [""] * 4
         after = [getattr(r.after, n) for n in names] if r.after else [""] * 4
-        w.writerow([r.tag, r.pool.label, r.status, *before, *after, *(getattr(r.change, n) for n in names),
-                    int(r.wrapped)])
+        change = [getattr(r.change, n) for n in names]
+        w.writerow([csv_text(r.tag), r.pool.label, r.status, *before, *after, *change, int(r.wrapped)])
     return buf.getvalue()
 
 

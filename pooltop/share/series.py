@@ -21,8 +21,10 @@ from pooltop.errors import BadInput, PooltopError
 from pooltop.model import Pool, Snapshot, human_bytes
 from pooltop.report.analysis import CounterAnalysis, ReportThresholds, analyse
 from pooltop.report.render import REPORT_SCHEMA, Report, render_html, render_json, render_text
-from pooltop.share.snapshot_io import FileKind, detect_kind, read_snapshots
+from pooltop.snapshots.compat import require_one_kind
+from pooltop.snapshots.readers import FileKind, detect_kind, read_snapshots
 from pooltop.tagdb import OwnerCandidate
+from pooltop.tagdb.owners import snapshot_owner_lookup
 
 FILE_TIME_SOURCES = ("poolmon-log", "windbg-poolused")
 SINGLE_POINT_NOTE = (
@@ -45,6 +47,7 @@ def load_series(paths: Sequence[str]) -> list[tuple[str, Snapshot]]:
             items.append((path, snaps[0]))
         else:
             items.extend((f"{path}@{i}", s) for i, s in enumerate(snaps))
+    require_one_kind(items, "report on")
     items.sort(key=lambda item: item[1].taken_at)
     for (la, a), (lb, b) in itertools.pairwise(items):
         if a.taken_at == b.taken_at:
@@ -62,9 +65,7 @@ def load_series(paths: Sequence[str]) -> list[tuple[str, Snapshot]]:
 
 def _owners(snap: Snapshot, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], list[OwnerCandidate]]:
     try:
-        from pooltop.cli import owner_lookup
-
-        lookup = owner_lookup(snap)
+        lookup = snapshot_owner_lookup(snap)
         return {k: list(lookup(k[0], Pool(k[1]))) for k in keys}
     except PooltopError:
         return {}

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -13,6 +11,7 @@ from pooltop.errors import PooltopError
 from pooltop.model import unescape_tag
 from pooltop.tagdb import OwnerCandidate
 from pooltop.tagdb import pooltag as pt
+from pooltop.tagdb.owners import candidate_to_json, load_tag_database
 from pooltop.tagdb.resolve import TagDatabase, tag_key
 
 _MAX_MALFORMED_SHOWN = 8
@@ -28,20 +27,6 @@ def _tag_argument(text: str, slab: bool) -> str:
         hint = " (use --slab for Linux slab cache names)" if len(raw) > pt.POOL_TAG_LEN else ""
         raise click.BadParameter(f"{text!r} is not a pool tag: 1 to 4 bytes{hint}", param_hint="TAG")
     return tag_key(raw)
-
-
-def _candidate_json(candidate: OwnerCandidate) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "owner": candidate.owner,
-        "description": candidate.description,
-        "source": candidate.source,
-        "confidence": candidate.confidence,
-    }
-    if candidate.pattern is not None:
-        out["pattern"] = candidate.pattern
-    if candidate.driver is not None:
-        out["driver"] = dataclasses.asdict(candidate.driver)
-    return out
 
 
 def _print_text(results: list[tuple[str, list[OwnerCandidate]]]) -> None:
@@ -109,17 +94,14 @@ def lookup(tag_args: tuple[str, ...], tagfiles: tuple[Path, ...], fmt: str, slab
     known"), 1 when none has, or when a --tagfile cannot be read; 2 for a malformed TAG.
     """
     keys = [_tag_argument(text, slab) for text in tag_args]
-    from pooltop.tagdb.scanner import cached_owner_candidates
-
     # pooltag.txt and driver scans know no slab caches
-    scan = () if slab else cached_owner_candidates()
-    db = TagDatabase.load(tagfiles, discover=not slab, slabs=slab, scan=scan)
+    db = load_tag_database(tagfiles, slabs=slab, discover=not slab)
     _warn_about_sources(db, slab)
     results = [(key, db.candidates(key)) for key in keys]
     if fmt == "json":
         doc = {
             "tags": [
-                {"tag": key, "candidates": [_candidate_json(c) for c in found]} for key, found in results
+                {"tag": key, "candidates": [candidate_to_json(c) for c in found]} for key, found in results
             ],
             "sources": [r.to_json() for r in db.reports],
         }

@@ -297,14 +297,6 @@ class TagDatabase:
     # --- diagnostics ---
 
     @property
-    def exact_count(self) -> int:
-        return sum(len(v) for v in self._exact.values())
-
-    @property
-    def pattern_count(self) -> int:
-        return len(self._patterns)
-
-    @property
     def malformed_count(self) -> int:
         return sum(len(r.malformed) for r in self.reports)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -12,19 +11,14 @@ from typing import IO
 import click
 
 from pooltop.atomic import atomic_write
+from pooltop.clikit import progress_bar
 from pooltop.errors import PooltopError
 from pooltop.model import unescape_tag
 from pooltop.tagdb.bytesearch import KnownTags
 from pooltop.tagdb.cache import ScanCache
-from pooltop.tagdb.scanner import (
-    DEFAULT_MAX_FILE_SIZE,
-    Candidate,
-    ProgressCallback,
-    ScanLimits,
-    ScanReport,
-    default_candidates,
-    iter_candidates,
-)
+from pooltop.tagdb.candidates import Candidate, default_candidates, iter_candidates
+from pooltop.tagdb.findings import ScanReport
+from pooltop.tagdb.scanner import DEFAULT_MAX_FILE_SIZE, ScanLimits
 from pooltop.tagdb.scanner import scan as run_scan
 
 FORMATS = ("text", "json", "localtag")
@@ -100,7 +94,8 @@ def scan(
 
     cache = None if no_cache else ScanCache(cache_file, on_warning=warn)
     try:
-        with _progress(len(candidates)) as progress:
+        with progress_bar(len(candidates), "scanning") as advance:
+            progress = None if advance is None else lambda path, _size: advance(1, os.path.basename(path))
             report = run_scan(candidates, limits=limits, known=known or None, cache=cache, progress=progress)
     finally:
         if cache is not None:
@@ -143,31 +138,6 @@ def _loaded_drivers() -> list[str]:
             f"pooltop: warning: cannot list loaded drivers ({e}); scanning the driver folders", err=True
         )
         return []
-
-
-@contextlib.contextmanager
-def _progress(total: int) -> Iterator[ProgressCallback | None]:
-    """A progress bar on stderr, only when stderr is a terminal."""
-    if not sys.stderr.isatty() or total < 2:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (
-        TextColumn("scanning"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[name]}", style="dim"),
-    )
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("scan", total=total, name="")
-
-        def advance(path: str, size: int) -> None:
-            bar.update(task, advance=1, name=os.path.basename(path))
-
-        yield advance
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -18,25 +18,28 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path, PureWindowsPath
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from pooltop.tagdb import CONFIDENCE_ORDER, DriverFacts, OwnerCandidate
+from pooltop.tagdb import DriverFacts
 from pooltop.tagdb.bytesearch import KnownTags
-from pooltop.tagdb.callsites import (
-    CALL_SITE_ARCHES,
-    POOL_APIS,
-    TIME_BUDGET_NOTE,
-    AnalysisLimits,
-    find_call_sites,
-    find_tag_immediates,
-    pool_import_slots,
-    tag_text,
+from pooltop.tagdb.callsites import CALL_SITE_ARCHES, AnalysisLimits, find_call_sites
+from pooltop.tagdb.candidates import Candidate
+from pooltop.tagdb.findings import (
+    DriverScan,
+    FileOutcome,
+    Rejected,
+    ScanReport,
+    Skipped,
+    TagFinding,
+    outcome_from_dict,
+    rank,
 )
+from pooltop.tagdb.immediates import find_tag_immediates
 from pooltop.tagdb.pe import BadImage, has_signature, load_image, version_strings
+from pooltop.tagdb.poolapis import POOL_APIS, pool_import_slots, tag_text
 
 if TYPE_CHECKING:
     from pooltop.tagdb.cache import ScanCache
@@ -45,8 +48,6 @@ if TYPE_CHECKING:
 SCANNER_VERSION = 1
 
 DEFAULT_MAX_FILE_SIZE = 64 * 1024 * 1024
-#: suffixes taken when walking a directory (a file named explicitly is always tried)
-PE_SUFFIXES = frozenset((".sys", ".dll", ".exe", ".drv", ".efi"))
 UNSUPPORTED_ARCH_NOTE = "unsupported architecture for call-site analysis"
 NO_POOL_IMPORTS = "imports no pool API (" + ", ".join(POOL_APIS) + ")"
 
@@ -64,129 +65,6 @@ class ScanLimits:
         return (
             f"v{SCANNER_VERSION}/size{self.max_file_size}/sites{self.max_sites}/list{self.max_listed_sites}"
         )
-
-
-@dataclass
-class TagFinding:
-    tag: str
-    confidence: str  # "call-site" | "immediate" | "bytes"
-    site_count: int
-    sites: list[dict[str, str]]  # {"rva", "api"} / {"rva"} / {"offset"}, as hex strings
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "tag": self.tag,
-            "confidence": self.confidence,
-            "sites": self.sites,
-            "site_count": self.site_count,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TagFinding:
-        return cls(d["tag"], d["confidence"], int(d["site_count"]), list(d["sites"]))
-
-
-@dataclass
-class DriverScan:
-    """A driver that imports a pool API, and the tags found in its code."""
-
-    path: str
-    facts: DriverFacts
-    tags: list[TagFinding]  # call-site and immediate findings (independent of --tag)
-    notes: list[str] = field(default_factory=list)
-    unresolved_sites: int = 0  # pool calls whose tag could not be recovered
-    byte_tags: list[TagFinding] = field(default_factory=list)  # the bytes pass, for the current tag set
-
-    @property
-    def name(self) -> str:
-        return PureWindowsPath(self.path).name if "\\" in self.path else Path(self.path).name
-
-    @property
-    def arch(self) -> str:
-        return self.facts.arch or "unknown"
-
-    @property
-    def partial(self) -> bool:
-        """The time budget ran out: the call-site analysis is incomplete."""
-        return any(note.startswith(TIME_BUDGET_NOTE) for note in self.notes)
-
-    def findings(self) -> list[TagFinding]:
-        """One finding per tag, the strongest confidence wins; strongest first, then by tag."""
-        best: dict[str, TagFinding] = {}
-        for finding in [*self.tags, *self.byte_tags]:
-            current = best.get(finding.tag)
-            if current is None or _rank(finding.confidence) < _rank(current.confidence):
-                best[finding.tag] = finding
-        return sorted(best.values(), key=lambda f: (_rank(f.confidence), f.tag))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The cacheable part (everything but the bytes pass)."""
-        return {
-            "kind": "driver",
-            "path": self.path,
-            "facts": {
-                "file_version": self.facts.file_version,
-                "company": self.facts.company,
-                "product": self.facts.product,
-                "signed": self.facts.signed,
-                "arch": self.facts.arch,
-            },
-            "tags": [t.to_dict() for t in self.tags],
-            "notes": self.notes,
-            "unresolved_sites": self.unresolved_sites,
-        }
-
-
-@dataclass(frozen=True)
-class Rejected:
-    """A file the scanner could not use, and why."""
-
-    path: str
-    reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": "rejected", "path": self.path, "reason": self.reason}
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A valid image that allocates no pool memory itself (most of System32)."""
-
-    path: str
-    reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": "skipped", "path": self.path, "reason": self.reason}
-
-
-FileOutcome = DriverScan | Rejected | Skipped
-
-
-def outcome_from_dict(d: dict[str, Any]) -> FileOutcome:
-    kind = d["kind"]
-    if kind == "rejected":
-        return Rejected(d["path"], d["reason"])
-    if kind == "skipped":
-        return Skipped(d["path"], d["reason"])
-    facts = d["facts"]
-    return DriverScan(
-        path=d["path"],
-        facts=DriverFacts(
-            path=d["path"],
-            file_version=facts.get("file_version"),
-            company=facts.get("company"),
-            product=facts.get("product"),
-            signed=facts.get("signed"),
-            arch=facts.get("arch"),
-        ),
-        tags=[TagFinding.from_dict(t) for t in d["tags"]],
-        notes=list(d.get("notes", [])),
-        unresolved_sites=int(d.get("unresolved_sites", 0)),
-    )
-
-
-def _rank(confidence: str) -> int:
-    return CONFIDENCE_ORDER.index(confidence) if confidence in CONFIDENCE_ORDER else len(CONFIDENCE_ORDER)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -257,7 +135,7 @@ def analyse_image(data: bytes, path: str, limits: ScanLimits | None = None) -> F
             )
     else:
         notes.append(f"{UNSUPPORTED_ARCH_NOTE} ({image.arch}); bytes pass only")
-    tags.sort(key=lambda f: (_rank(f.confidence), f.tag))
+    tags.sort(key=lambda f: (rank(f.confidence), f.tag))
     return DriverScan(path=path, facts=facts, tags=tags, notes=notes, unresolved_sites=unresolved)
 
 
@@ -302,102 +180,8 @@ def _analyse_guarded(data: bytes, path: str, limits: ScanLimits) -> FileOutcome:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Which files
-
-
-@dataclass(frozen=True)
-class Candidate:
-    path: str
-    explicit: bool  # named by the user: report it even if it is not a pool-using driver
-
-
-def iter_candidates(paths: Iterable[str | os.PathLike[str]], explicit: bool = True) -> Iterator[Candidate]:
-    """Files to scan: files as given, directories walked recursively for PE_SUFFIXES; no duplicates."""
-    seen: set[str] = set()
-    for given in paths:
-        path = os.fspath(given)
-        if os.path.isdir(path):
-            for found in _walk(path):
-                key = os.path.normcase(os.path.abspath(found))
-                if key not in seen:
-                    seen.add(key)
-                    yield Candidate(found, explicit=False)
-        else:
-            key = os.path.normcase(os.path.abspath(path))
-            if key not in seen:
-                seen.add(key)
-                yield Candidate(path, explicit=explicit)
-
-
-def _walk(root: str) -> Iterator[str]:
-    stack = [root]
-    while stack:
-        folder = stack.pop()
-        try:
-            with os.scandir(folder) as entries:
-                items = sorted(entries, key=lambda e: e.name)
-        except OSError:
-            continue  # unreadable folder (DriverStore has some): skip it, as dir /s would
-        for entry in items:
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                elif entry.is_file() and os.path.splitext(entry.name)[1].lower() in PE_SUFFIXES:
-                    yield entry.path
-            except OSError:
-                continue
-
-
-def windows_driver_dirs(system_root: str | os.PathLike[str]) -> list[Path]:
-    """The default scan roots below %SystemRoot%."""
-    root = Path(system_root)
-    return [root / "System32" / "drivers", root / "System32" / "DriverStore" / "FileRepository"]
-
-
-def default_candidates(
-    system_root: str,
-    loaded_drivers: Iterable[str] = (),
-) -> Iterator[Candidate]:
-    """What `pooltop tags scan` looks at without paths, on Windows: the loaded drivers first (Win32
-    paths, as pooltop.native.windows.list_kernel_modules gives them), then System32\\drivers and the
-    DriverStore. Missing folders are skipped."""
-    roots = [str(p) for p in windows_driver_dirs(system_root) if p.is_dir()]
-    yield from iter_candidates([*loaded_drivers, *roots], explicit=False)
-
-
-# ---------------------------------------------------------------------------------------------------
 # A whole scan
 
-
-@dataclass
-class ScanReport:
-    drivers: list[DriverScan] = field(default_factory=list)
-    rejected: list[Rejected] = field(default_factory=list)
-    skipped: int = 0
-    from_cache: int = 0
-    analysed: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        """The documented JSON shape (see DESIGN.md) plus version facts, notes and rejections."""
-        return {
-            "drivers": [
-                {
-                    "path": d.path,
-                    "name": d.name,
-                    "arch": d.arch,
-                    "version": d.facts.file_version,
-                    "company": d.facts.company,
-                    "product": d.facts.product,
-                    "signed": d.facts.signed,
-                    "tags": [f.to_dict() for f in d.findings()],
-                    "unresolved_sites": d.unresolved_sites,
-                    "notes": d.notes,
-                }
-                for d in self.drivers
-            ],
-            "rejected": [{"path": r.path, "reason": r.reason} for r in self.rejected],
-            "skipped": self.skipped,
-        }
 
 
 ProgressCallback = Callable[[str, int], None]  # (path, bytes just handled)
@@ -531,58 +315,3 @@ def _file_work(job: _Job, limits: ScanLimits, known: KnownTags | None) -> FileOu
     if known:
         outcome.byte_tags = find_known_tags(data, known, limits)
     return outcome
-
-
-def owner_candidates(report: ScanReport) -> list[OwnerCandidate]:
-    """The scan as answers for the tag database (TagDatabase.add_scan)."""
-    out = []
-    for driver in report.drivers:
-        for finding in driver.findings():
-            apis = sorted({site["api"] for site in finding.sites if "api" in site})
-            how = f"{finding.confidence}: " + (", ".join(apis) if apis else "found by the driver scan")
-            plural = "s" if finding.site_count != 1 else ""
-            out.append(
-                OwnerCandidate(
-                    tag=finding.tag,
-                    owner=driver.name,
-                    description=f"{how} ({finding.site_count} site{plural})",
-                    source="scan",
-                    confidence=finding.confidence,
-                    driver=driver.facts,
-                )
-            )
-    return out
-
-
-def cached_owner_candidates(cache_path: str | os.PathLike[str] | None = None) -> list[OwnerCandidate]:
-    """Every driver scan remembered in the cache, as tag database answers, without scanning.
-
-    `tags lookup` and the exports use this so that an earlier `tags scan` keeps naming owners.
-    Only what the cache holds is read; a missing or unreadable cache gives no answers.
-    """
-    import json
-    import sqlite3
-
-    from pooltop.tagdb.cache import default_cache_path
-
-    path = Path(cache_path) if cache_path is not None else default_cache_path()
-    try:
-        if not path.is_file():
-            return []
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
-    except (OSError, sqlite3.Error):
-        return []
-    report = ScanReport()
-    try:
-        for (result,) in con.execute("SELECT result FROM scans"):
-            try:
-                outcome = outcome_from_dict(json.loads(result))
-            except (ValueError, KeyError, TypeError):
-                continue
-            if isinstance(outcome, DriverScan):
-                report.drivers.append(outcome)
-    except sqlite3.Error:
-        return []
-    finally:
-        con.close()
-    return owner_candidates(report)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from pooltop.cli import Duration, emit_text
+from pooltop.clikit import Duration, emit_text
 from pooltop.errors import BadInput, PooltopError
 from pooltop.who.attribution import Attribution, render_text
 from pooltop.who.plan import check_name

@@ -10,7 +10,7 @@ from tui_fakes import ScriptedProcesses
 from pooltop.app.sampler import MIN_GAP_S, SampleClock, Sampler
 from pooltop.model import Pool, Snapshot
 from pooltop.native import Source
-from pooltop.verdict import VerdictKind
+from pooltop.processes.verdict import VerdictKind
 
 NP = int(Pool.NONPAGED)
 

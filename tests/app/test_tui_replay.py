@@ -18,8 +18,8 @@ from tui_support import build_app, settle
 from pooltop.app import PooltopApp
 from pooltop.app.help import help_text
 from pooltop.app.keys import palette_specs
+from pooltop.record import RecordingWriter
 from pooltop.record.replay import ReplaySource, SequenceSource
-from pooltop.record.store import RecordingWriter
 
 SAMPLES = 25
 

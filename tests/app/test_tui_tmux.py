@@ -106,7 +106,7 @@ def tmux_view(tmp_path: Path) -> Iterator[Tmux]:
     """`pooltop view` on a recording of the scripted snapshots (tui_fakes.make_snapshot 0-29), paused."""
     from tui_fakes import make_snapshot
 
-    from pooltop.record.store import RecordingWriter
+    from pooltop.record import RecordingWriter
 
     path = tmp_path / "scripted.db"
     with RecordingWriter(str(path), make_snapshot(0, windows=False), interval_s=1.0) as writer:

@@ -10,8 +10,8 @@ from pooltop.app import PooltopApp
 from pooltop.app.header import PoolHeader
 from pooltop.app.keys import KEYS
 from pooltop.model import Pool, Snapshot
+from pooltop.processes.verdict import VerdictKind
 from pooltop.record.replay import SequenceSource
-from pooltop.verdict import VerdictKind
 
 
 def verdict_line(text: str) -> str:

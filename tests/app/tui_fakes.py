@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pooltop.errors import PooltopError, Unsupported
 from pooltop.model import CounterSet, HostInfo, Pool, Snapshot, Totals, escape_tag
 from pooltop.native import BigPoolAllocation, Source
-from pooltop.processes import ProcessReading, process_counters
+from pooltop.processes.source import ProcessReading, process_counters
 from pooltop.tagdb import DriverFacts, OwnerCandidate
 
 START = dt.datetime(2024, 5, 1, 12, 0, 0, tzinfo=dt.UTC)

@@ -22,8 +22,8 @@ from pooltop.exporter.metrics import METRICS, PER_TAG
 from pooltop.exporter.service import ExportOptions, MetricsServer, PoolExporter
 from pooltop.model import U32, CounterSet, Pool, Snapshot, Totals, escape_tag
 from pooltop.native import Source
-from pooltop.record.formats import OwnerLookup
 from pooltop.tagdb import OwnerCandidate
+from pooltop.tagdb.owners import OwnerLookup
 
 NP = int(Pool.NONPAGED)
 

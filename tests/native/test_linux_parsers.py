@@ -68,6 +68,12 @@ def test_slab_counters_map_onto_the_pool_model() -> None:
     assert not c.has_alloc_counts
 
 
+def test_per_alloc_of_a_slab_cache_is_its_object_size_even_when_empty() -> None:
+    rows = [*ROWS, ("empty-cache", 0, 0, 312, 13, 1, 0)]
+    c = slab_counters(parse_slabinfo(HEADER + "".join(slab_line(*r) for r in rows)))
+    assert c.per_alloc().tolist() == [float(r[3]) for r in rows]
+
+
 def test_empty_cache_list_is_valid() -> None:
     assert parse_slabinfo(HEADER).names == ()
 
@@ -91,6 +97,36 @@ def test_empty_cache_list_is_valid() -> None:
 def test_bad_slabinfo_gives_a_clear_error(text: str, message: str) -> None:
     with pytest.raises(BadInput, match=re.escape(message)):
         parse_slabinfo(text)
+
+
+def test_a_cache_name_holding_cr_skips_that_row_with_a_warning() -> None:
+    bad = slab_line("bad\rname", 7, 8, 64, 64, 1, 1)
+    cases = ((HEADER + slab_line(*ROWS[0]) + bad + slab_line(*ROWS[1]), ROWS[:2]),
+             (HEADER + slab_line(*ROWS[0]) + bad.replace("\r", " \r\t"), ROWS[:1]))
+    for text, kept in cases:
+        table = parse_slabinfo(text)
+        assert table.names == tuple(r[0] for r in kept)
+        assert table.active_objs.tolist() == [r[1] for r in kept]
+        (warning,) = table.warnings
+        assert warning.startswith("slabinfo line 4: cache name 'bad") and warning.endswith("left out")
+        assert "\\x0d" in warning and "\r" not in warning
+
+
+def test_a_line_ending_in_crlf_still_parses() -> None:
+    text = HEADER + "".join(slab_line(*r).replace("\n", "\r\n") for r in ROWS)
+    table = parse_slabinfo(text)
+    assert table.names == tuple(r[0] for r in ROWS) and table.warnings == ()
+
+
+def test_a_skipped_row_is_a_warning_of_the_snapshot(tmp_path) -> None:
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    (proc / "meminfo").write_text("Slab: 8 kB\n")
+    text = HEADER + slab_line(*ROWS[0]) + slab_line("x\ry", 1, 1, 8, 1, 1, 1)
+    (proc / "slabinfo").write_bytes(text.encode())
+    snap = LinuxSource(str(proc), str(tmp_path / "sys")).sample()
+    assert snap.counters.tags == ("filp",)
+    assert len(snap.warnings) == 1 and "line 4" in snap.warnings[0]
 
 
 @given(st.text(max_size=400))
@@ -187,6 +223,8 @@ def test_unreadable_slabinfo_degrades_to_totals(tmp_path) -> None:
     assert len(snap.counters) == 0
     assert snap.totals.slab == 8192
     assert len(snap.warnings) == 1 and "does not exist" in snap.warnings[0]
+    # slab caches never have alloc counts, even when none could be read (JSON's "alloc_counts")
+    assert not snap.counters.has_alloc_counts
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs the real /proc/slabinfo")
@@ -205,6 +243,7 @@ def test_real_non_root_user_gets_a_one_line_warning_and_totals() -> None:
     assert proc.stderr.count("\n") == 1 and "needs root" in proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["counters"] == [] and doc["totals"]["slab"] > 0 and doc["warnings"]
+    assert doc["alloc_counts"] is False
 
 
 def test_permission_denied_path_with_a_fake_reader(tmp_path, monkeypatch) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import psutil
 
 from pooltop.model import CounterSet, HostInfo, Pool, Snapshot, Totals
-from pooltop.processes import LINUX_SOURCE, WINDOWS_SOURCE, ProcessOS, ProcessReading, process_counters
+from pooltop.processes.source import LINUX_SOURCE, WINDOWS_SOURCE, ProcessOS, ProcessReading, process_counters
 
 HERE = os.path.dirname(__file__)
 WINDOWS_FIXTURE = os.path.join(HERE, "data", "windows-psutil-processes.json")

@@ -13,7 +13,9 @@ from helpers import DATA
 from proc_fakes import MiB, linux_process, process_snapshot, system_snapshot
 from test_verdict import linux_pairs, windows_pairs
 
-from pooltop.doctor import (
+from pooltop.model import Snapshot, Totals
+from pooltop.native import Source
+from pooltop.processes.doctor import (
     EXIT_FINDINGS,
     DoctorThresholds,
     Severity,
@@ -23,10 +25,8 @@ from pooltop.doctor import (
     run_doctor,
     sample_step,
 )
-from pooltop.logs import LogText
-from pooltop.model import Snapshot, Totals
-from pooltop.native import Source
-from pooltop.processes import ProcessSource, ScanStats
+from pooltop.processes.logs import LogText
+from pooltop.processes.source import ProcessSource, ScanStats
 
 EVENTS = os.path.join(DATA, "events")
 GiB = 1 << 30

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from helpers import DATA
 
-from pooltop.logs import (
+from pooltop.processes.logs import (
     DMESG,
     JOURNALCTL,
     WEVTUTIL_QUERY,

@@ -16,13 +16,13 @@ import pytest
 from helpers import linux_only
 from proc_fakes import load_windows_fixture, process_snapshot, windows_processes
 
-import pooltop.doctor
 import pooltop.native
-import pooltop.processes
+import pooltop.processes.doctor
+import pooltop.processes.source
 from pooltop.cli import main
 from pooltop.errors import PooltopError, Unsupported
-from pooltop.logs import LogText
 from pooltop.model import Totals
+from pooltop.processes.logs import LogText
 
 pytestmark = linux_only
 
@@ -125,7 +125,7 @@ def test_runtime_failures_are_one_line_exit_1(capsys: pytest.CaptureFixture[str]
     def broken(self: object) -> None:
         raise PooltopError("cannot list processes: /proc is not mounted")
 
-    monkeypatch.setattr(pooltop.processes.ProcessSource, "sample_with_stats", broken)
+    monkeypatch.setattr(pooltop.processes.source.ProcessSource, "sample_with_stats", broken)
     code, out, err = run(capsys, "processes")
     assert (code, out, err) == (1, "", "pooltop: cannot list processes: /proc is not mounted\n")
 
@@ -133,14 +133,14 @@ def test_runtime_failures_are_one_line_exit_1(capsys: pytest.CaptureFixture[str]
 def test_windows_columns_and_keys_from_the_recorded_fixture(capsys: pytest.CaptureFixture[str],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     doc = load_windows_fixture()
-    real = pooltop.processes.ProcessSource
+    real = pooltop.processes.source.ProcessSource
 
-    def windows_source(*args: object, **kwargs: object) -> pooltop.processes.ProcessSource:
+    def windows_source(*args: object, **kwargs: object) -> pooltop.processes.source.ProcessSource:
         return real("win32", process_iter=lambda: windows_processes(doc),
                     totals=lambda: Totals(**doc["totals"]),
                     host=lambda: process_snapshot(0, [], "windows").host)
 
-    monkeypatch.setattr(pooltop.processes, "ProcessSource", windows_source)
+    monkeypatch.setattr(pooltop.processes.source, "ProcessSource", windows_source)
     code, out, err = run(capsys, "processes", "--sort", "pool", "--top", "2")
     assert code == 0
     lines = out.splitlines()
@@ -180,7 +180,7 @@ def recent_oom_log(os_name: str) -> LogText:
 
 def test_doctor_exits_4_on_a_critical_finding(capsys: pytest.CaptureFixture[str],
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pooltop.doctor, "read_log", recent_oom_log)
+    monkeypatch.setattr(pooltop.processes.doctor, "read_log", recent_oom_log)
     code, out, _ = run(capsys, "doctor", "-w", "0.3")
     assert code == 4
     lines = out.splitlines()

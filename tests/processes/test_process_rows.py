@@ -17,22 +17,20 @@ from proc_fakes import (
 
 from pooltop.errors import Unsupported
 from pooltop.model import Pool, Totals
-from pooltop.processes import (
+from pooltop.processes.source import (
     LINUX_SOURCE,
     UNKNOWN,
     WINDOWS_SOURCE,
     ProcessReading,
     ProcessSource,
     ScanStats,
-    process_columns,
     process_tag,
-    process_view,
     read_linux_process,
     read_windows_process,
     scan_processes,
-    sort_process_rows,
     split_tag,
 )
+from pooltop.processes.table import process_columns, process_view, sort_process_rows
 from pooltop.query import select_rows
 from pooltop.tracking import Tracker
 

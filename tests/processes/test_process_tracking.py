@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from proc_fakes import MiB, process_snapshot
 
-from pooltop.processes import ProcessReading
+from pooltop.processes.source import ProcessReading
 from pooltop.tracking import LeakLevel, Tracker
 
 

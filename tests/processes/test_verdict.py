@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from proc_fakes import MiB, load_windows_fixture, process_snapshot, system_snapshot, windows_processes
 
 from pooltop.model import Snapshot, Totals
-from pooltop.processes import ProcessReading, read_windows_process, scan_processes
-from pooltop.verdict import VerdictKind, VerdictThresholds, VerdictWindow, judge
+from pooltop.processes.source import ProcessReading, read_windows_process, scan_processes
+from pooltop.processes.verdict import VerdictKind, VerdictThresholds, VerdictWindow, judge
 
 Pairs = list[tuple[Snapshot, Snapshot]]
 

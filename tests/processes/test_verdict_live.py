@@ -22,10 +22,10 @@ import textwrap
 import pytest
 from helpers import linux_only, needs_root
 
-from pooltop.doctor import collect_samples
 from pooltop.native.linux import LinuxSource
-from pooltop.processes import ProcessSource
-from pooltop.verdict import VerdictKind, VerdictThresholds, judge
+from pooltop.processes.doctor import collect_samples
+from pooltop.processes.source import ProcessSource
+from pooltop.processes.verdict import VerdictKind, VerdictThresholds, judge
 
 pytestmark = [pytest.mark.linux, pytest.mark.slow, linux_only]
 

@@ -11,7 +11,7 @@ import time
 import pytest
 from helpers import PipeLeaker, needs_root
 
-from pooltop.record.store import Recording
+from pooltop.record import Recording
 
 POOLTOP = [sys.executable, "-m", "pooltop"]
 

@@ -6,8 +6,8 @@ import pytest
 from helpers import as_dict, churn
 
 from pooltop.errors import BadInput
+from pooltop.record import RecordingWriter
 from pooltop.record.replay import ReplaySource
-from pooltop.record.store import RecordingWriter
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from pooltop.errors import BadInput, PooltopError
 from pooltop.model import HostInfo, Pool, Snapshot
-from pooltop.record.store import Recording, RecordingFull, RecordingWriter, read_series
+from pooltop.record import Recording, RecordingFull, RecordingWriter, read_series
 
 NP, PG = int(Pool.NONPAGED), int(Pool.PAGED)
 

@@ -13,13 +13,13 @@ from helpers import DATA, make_snapshot
 
 from pooltop.errors import PooltopError
 from pooltop.model import Pool
-from pooltop.record.formats import format_json
-from pooltop.record.store import RecordingWriter
+from pooltop.record import RecordingWriter
 from pooltop.report.analysis import ReportThresholds
 from pooltop.report.render import build_report
 from pooltop.share.bundle import BundleInputs, BundlePart, assemble, make_bundle, write_bundle
 from pooltop.share.capture import linux_commands, windows_commands
-from pooltop.share.snapshot_io import load_snapshot
+from pooltop.snapshots.readers import load_snapshot
+from pooltop.snapshots.writers import format_json
 from pooltop.tagdb import DriverFacts, OwnerCandidate
 
 NP, PG = int(Pool.NONPAGED), int(Pool.PAGED)

@@ -12,9 +12,9 @@ import pytest
 from helpers import DATA, make_snapshot
 
 from pooltop.model import Pool
-from pooltop.record.formats import format_csv, format_json
-from pooltop.record.store import RecordingWriter
+from pooltop.record import RecordingWriter
 from pooltop.share.diff import diff_snapshots, render_text, select_rows
+from pooltop.snapshots.writers import format_csv, format_json
 
 NP, PG = int(Pool.NONPAGED), int(Pool.PAGED)
 U32 = 1 << 32

@@ -10,8 +10,8 @@ from pathlib import Path
 from helpers import DATA, make_snapshot
 
 from pooltop.model import Pool
-from pooltop.record.formats import format_csv, format_json
-from pooltop.record.store import RecordingWriter
+from pooltop.record import RecordingWriter
+from pooltop.snapshots.writers import format_csv, format_json
 
 NP, PG = int(Pool.NONPAGED), int(Pool.PAGED)
 IMPORT = os.path.join(DATA, "import")

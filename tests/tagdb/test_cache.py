@@ -13,7 +13,8 @@ import pytest
 
 from pooltop.tagdb.bytesearch import KnownTags
 from pooltop.tagdb.cache import ScanCache, default_cache_path
-from pooltop.tagdb.scanner import ScanLimits, iter_candidates, scan
+from pooltop.tagdb.candidates import iter_candidates
+from pooltop.tagdb.scanner import ScanLimits, scan
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 BIN = ROOT / "tests" / "data" / "drivers" / "bin"

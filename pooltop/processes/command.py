@@ -16,16 +16,10 @@ from typing import Any
 import click
 
 from pooltop import __version__
-from pooltop.cli import Duration, emit_text, sort_order, table_options
+from pooltop.clikit import Duration, emit_text, sort_order, table_options
 from pooltop.model import Snapshot, human_bytes
-from pooltop.processes import (
-    PROCESS_SORT_KEYS,
-    PROCESSES_SCHEMA,
-    ProcessView,
-    ScanStats,
-    process_view,
-    split_tag,
-)
+from pooltop.processes.source import PROCESSES_SCHEMA, ScanStats, split_tag
+from pooltop.processes.table import PROCESS_SORT_KEYS, ProcessView, process_view
 from pooltop.tracking import Deltas
 
 PROCESS_SORT_CHOICES = tuple(PROCESS_SORT_KEYS)
@@ -165,7 +159,8 @@ def processes(
     Windows: private bytes, paged and nonpaged pool charged to the process, handles, peaks.
     Other users' processes that can be read only in part are counted and reported once.
     """
-    from pooltop.processes import ProcessSource, process_os, sort_process_rows
+    from pooltop.processes.source import ProcessSource, process_os
+    from pooltop.processes.table import sort_process_rows
     from pooltop.query import select_rows
     from pooltop.tracking import Tracker
 
@@ -232,9 +227,9 @@ def doctor(window: float = 10.0, fmt: str = "text", output: str | None = None) -
     Exit codes: 0 all findings ok or info; 4 at least one warning or critical
     finding; 1 pooltop failed (one-line reason on stderr); 2 usage error.
     """
-    from pooltop.doctor import format_report_text, run_doctor
     from pooltop.native import open_source
-    from pooltop.processes import ProcessSource
+    from pooltop.processes.doctor import format_report_text, run_doctor
+    from pooltop.processes.source import ProcessSource
 
     process_source = ProcessSource()
     with open_source() as system_source:

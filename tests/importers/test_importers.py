@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pooltop.errors import BadInput
+from pooltop.importers.poolmon import parse_poolmon_log
+from pooltop.importers.poolused import parse_poolused
 from pooltop.model import Pool, Snapshot, escape_tag
-from pooltop.share.poolmon import parse_poolmon_log
-from pooltop.share.poolused import parse_poolused
-from pooltop.share.snapshot_io import FileKind, detect_kind, load_snapshot, load_snapshots
+from pooltop.snapshots.readers import FileKind, detect_kind, load_snapshot, load_snapshots
 
 IMPORT = os.path.join(DATA, "import")
 NP, PG, SS = Pool.NONPAGED, Pool.PAGED, Pool.SESSION
@@ -113,6 +113,43 @@ def test_poolmon_rows_without_header_and_leading_space_tags() -> None:
     text = "Drsd Paged       560       539       21   17472    832\n  rx Nonp  3 1 2 96 48\n"
     snap = parse_poolmon_log(text)[0]
     assert rows(snap) == {("Drsd", PG): (560, 539, 21, 17472), ("  rx", NP): (3, 1, 2, 96)}
+
+
+@pytest.mark.parametrize("name", ["poolmon-x64-console.txt", "poolmon-tab-copy.txt",
+                                  "poolmon-old-layout.txt"])
+def test_poolmon_copies_as_people_paste_them(generator: ModuleType, name: str) -> None:
+    """Issue 16 item 1: every row with its numbers exact, and the header's totals."""
+    assert detect_kind(path(name)) is FileKind.POOLMON_LOG
+    snap = load_snapshot(path(name))
+    expected = {
+        (shown.ljust(4), NP if kind == "Nonp" else PG): (allocs, frees, allocs - frees, bytes_)
+        for shown, kind, allocs, _, frees, _, bytes_, _, _ in generator.COPY_ROWS
+    }
+    assert rows(snap) == expected
+    memory, avail, commit, limit, _, pool_n, pool_p = (kib * 1024 for kib in generator.COPY_TOTALS)
+    t = snap.totals
+    assert (t.memory_total, t.memory_available, t.commit, t.commit_limit) == (memory, avail, commit, limit)
+    assert (t.nonpaged_pool, t.paged_pool) == (pool_n, pool_p)
+    assert snap.warnings == ()  # every line understood: prompts, [snip], blank lines and titles too
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("Io\tNonp\t98765432( 0)\t98760000( -3)\t5432\t1040384( -64)\t191\tUnknown Driver",
+     ("Io  ", NP, (98765432, 98760000, 5432, 1040384))),
+    ("Dh\t1\tPaged\t24( 0)\t20( 0)\t4\t4096( 0)\t1024", ("Dh 1", PG, (24, 20, 4, 4096))),
+    ("Irp  Nonp  5500000 (  -30) 5499800 (   41)   200  102400 ( -5632)   512 [nt!io - IO req ",
+     ("Irp ", NP, (5500000, 5499800, 200, 102400))),
+    (" Irp  Nonp  5500000 (  -30) 5499800 (   41)   200  102400 ( -5632)   512 Unknown Driver",
+     ("Irp ", NP, (5500000, 5499800, 200, 102400))),
+    ("Lk1x Nonp 4294967200 4294000000 967200 123456789 127", ("Lk1x", NP, (4294967200, 4294000000, 967200,
+                                                                        123456789))),
+])
+def test_poolmon_row_shapes(line: str, expected: tuple[str, Pool, tuple[int, int, int, int]]) -> None:
+    tag_text, pool, values = expected
+    header = " Tag  Type     Allocs            Frees            Diff   Bytes       Per Alloc\n"
+    for text in (line + "\n", header + line + "\n"):
+        snap = parse_poolmon_log(text)[0]
+        assert rows(snap) == {(tag_text, pool): values}
 
 
 # --- !poolused --------------------------------------------------------------------------------

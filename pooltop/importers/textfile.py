@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pooltop.model import CounterSet, HostInfo, Pool, Snapshot, Totals, escape_tag
+from pooltop.model import CounterSet, HostInfo, Pool, Snapshot, Totals, escape_tag, printable
 
 INT64_MAX = (1 << 63) - 1
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -42,10 +42,9 @@ def tag_from_text(text: str) -> str:
     return escape_tag(bytes(ord(c) if ord(c) < 256 else 0x3F for c in text))
 
 
-def printable(text: str, limit: int = 60) -> str:
+def excerpt(text: str, limit: int = 60) -> str:
     """A line excerpt that is safe to show in a warning (no control characters reach a terminal)."""
-    cut = text[:limit]
-    return tag_from_text(cut) + ("..." if len(text) > limit else "")
+    return printable(text[:limit]) + ("..." if len(text) > limit else "")
 
 
 _INT_RE = re.compile(r"-?\d{1,19}")
@@ -75,7 +74,7 @@ class LineTally:
     def warning(self) -> str | None:
         if not self.count:
             return None
-        shown = "; ".join(f"line {n}: {printable(line.strip())!r}" for n, line in self.examples)
+        shown = "; ".join(f"line {n}: '{excerpt(line.strip())}'" for n, line in self.examples)
         noun = "line" if self.count == 1 else "lines"
         return f"{self.count} {noun} not understood as {self.what} were skipped ({shown})"
 
@@ -101,6 +100,17 @@ class TableRows:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+
+def table_warnings(index: int, unknown: LineTally, rows: TableRows, same: str) -> list[str]:
+    """The warnings every imported table carries: the lines skipped (on the first table) and the
+    repeated rows (`same` says what repeated: "of the same tag")."""
+    warnings = []
+    if index == 0 and (w := unknown.warning()):
+        warnings.append(w)
+    if rows.duplicates:
+        warnings.append(f"{rows.duplicates} repeated rows {same} were skipped")
+    return warnings
 
 
 def file_time(mtime: float | None) -> dt.datetime:

@@ -7,9 +7,9 @@ Kinds of file, told apart by content (never by name):
 | recording | SQLite header | one per sample |
 | pooltop JSON | a JSON object with `schema` "pooltop.snapshot/N" | one |
 | pooltop CSV | header line starting `tag,pool,allocs,frees,diff,bytes` | one |
-| vendor bundle | a zip with snapshot.json (see bundle.py) | one |
-| poolmon log | `poolmon /n` output (poolmon.py) | one per table |
-| !poolused | WinDbg output (poolused.py) | one per table |
+| vendor bundle | a zip with snapshot.json (see share/bundle.py) | one |
+| poolmon log | `poolmon /n` output (importers/poolmon.py) | one per table |
+| !poolused | WinDbg output (importers/poolused.py) | one per table |
 
 A reference names one snapshot: `FILE` (its only, or for a multi-snapshot file its last one) or
 `FILE@INDEX` (0-based; negative counts from the end: `rec.db@0`, `rec.db@-1`). A path that
@@ -27,16 +27,23 @@ import datetime as dt
 import enum
 import io
 import json
+import lzma
 import os
 import re
 import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pooltop.atomic import atomic_write
 from pooltop.errors import BadInput, PooltopError
-from pooltop.model import SNAPSHOT_SCHEMA, CounterSet, HostInfo, Pool, Snapshot, Totals
-from pooltop.share._text import INT64_MAX, decode_text, file_time
+from pooltop.importers.poolmon import parse_poolmon_log
+from pooltop.importers.poolused import parse_poolused
+from pooltop.importers.textfile import INT64_MAX, decode_text, file_time
+from pooltop.model import SNAPSHOT_SCHEMA, CounterSet, HostInfo, Pool, Snapshot, Totals, escape_surrogates
+from pooltop.snapshots.writers import FORMATTERS, csv_text_back
+from pooltop.tracking import TrackedSample
 
 SCHEMA_PREFIX, _, SCHEMA_MAJOR = SNAPSHOT_SCHEMA.partition("/")
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -72,7 +79,7 @@ _POOLUSED_HINT = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 _POOLMON_HINT = re.compile(
-    r"^\s*Tag\s+Type\s+Allocs\b|Pool\s+N:\s*\d+K|^.{0,8}\S.{0,3} (?:Nonp|Paged) +\d+",
+    r"^\s*Tag\s+Type\s+Allocs\b|Pool\s+N:\s*\d+K|^.{0,8}\S.{0,3}[ \t](?:Nonp|Paged)[ \t]+\d+",
     re.IGNORECASE | re.MULTILINE,
 )
 _POOLTOP_TEXT = re.compile(r"^.* UTC  source \S+\s*$")
@@ -156,9 +163,11 @@ def _time(value: Any, name: str) -> dt.datetime:
         raise BadInput(f"{name}: taken_at is missing or not a string")
     try:
         when = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
     except ValueError:
         raise BadInput(f"{name}: taken_at {value!r:.40} is not an ISO 8601 time") from None
-    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+    except OverflowError:  # year 9999 an hour west of UTC is past what a datetime holds
+        raise BadInput(f"{name}: taken_at {value!r:.40} is out of range") from None
 
 
 def check_schema(schema: Any, name: str) -> None:
@@ -175,6 +184,56 @@ def check_schema(schema: Any, name: str) -> None:
         )
 
 
+@dataclass
+class _Columns:
+    """Counter columns as they are read, row by row."""
+
+    tags: list[str]
+    pools: list[int]
+    values: dict[str, list[int]]  # the base columns, then the extra ones
+    extra: list[str]
+
+    @classmethod
+    def start(cls, extra: Sequence[str] = ()) -> _Columns:
+        return cls([], [], {c: [] for c in (*_BASE_COLUMNS, *extra)}, list(extra))
+
+    def counters(self, source: str, has_alloc_counts: bool) -> CounterSet:
+        v = self.values
+        return CounterSet.build(
+            self.tags, self.pools, v["allocs"], v["frees"], v["diff"], v["bytes"],
+            {c: v[c] for c in self.extra},
+            has_alloc_counts=has_alloc_counts, counter_bits=_counter_bits(source, v),
+        )
+
+
+def _json_counter(cols: _Columns, aliases: dict[str, tuple[str, ...]], i: int, row: Any, name: str) -> None:
+    """Counter `i` of a JSON snapshot, appended to `cols`."""
+    if not isinstance(row, dict):
+        raise BadInput(f"{name}: counter {i} is not an object")
+    tag, pool = row.get("tag"), row.get("pool")
+    if not isinstance(tag, str) or not isinstance(pool, str):
+        raise BadInput(f"{name}: counter {i} has no tag or pool")
+    try:
+        cols.pools.append(int(Pool.parse(pool)))
+    except ValueError as e:
+        raise BadInput(f"{name}: counter {i}: {e}") from None
+    cols.tags.append(tag)
+    for col in _BASE_COLUMNS:
+        cols.values[col].append(_int(row.get(col), f"counter {i} ({tag!r}) {col}", name))
+    for key, value in row.items():
+        if key not in _NOT_EXTRA and isinstance(value, int) and not isinstance(value, bool):
+            if key not in cols.values:
+                cols.values[key] = [0] * i
+                cols.extra.append(key)
+            cols.values[key].append(_int(value, f"counter {i} {key}", name))
+    for key in cols.extra:
+        if len(cols.values[key]) < i + 1:
+            cols.values[key].append(0)
+    names = row.get("aliases")
+    if isinstance(names, list) and names:
+        aliases[tag] = tuple(str(n) for n in names)
+
+
 def snapshot_from_json(obj: Any, name: str = "input") -> Snapshot:
     """A `pooltop.snapshot/1` object (as `pooltop snapshot --format json` writes it) -> Snapshot."""
     if not isinstance(obj, dict):
@@ -183,33 +242,10 @@ def snapshot_from_json(obj: Any, name: str = "input") -> Snapshot:
     rows = obj.get("counters")
     if not isinstance(rows, list):
         raise BadInput(f"{name}: `counters` is missing or not a list")
-    tags: list[str] = []
-    pools: list[int] = []
-    base: dict[str, list[int]] = {c: [] for c in _BASE_COLUMNS}
-    extra: dict[str, list[int]] = {}
+    cols = _Columns.start()
     aliases: dict[str, tuple[str, ...]] = {}
     for i, row in enumerate(rows):
-        if not isinstance(row, dict):
-            raise BadInput(f"{name}: counter {i} is not an object")
-        tag, pool = row.get("tag"), row.get("pool")
-        if not isinstance(tag, str) or not isinstance(pool, str):
-            raise BadInput(f"{name}: counter {i} has no tag or pool")
-        try:
-            pools.append(int(Pool.parse(pool)))
-        except ValueError as e:
-            raise BadInput(f"{name}: counter {i}: {e}") from None
-        tags.append(tag)
-        for col in _BASE_COLUMNS:
-            base[col].append(_int(row.get(col), f"counter {i} ({tag!r}) {col}", name))
-        for key, value in row.items():
-            if key not in _NOT_EXTRA and isinstance(value, int) and not isinstance(value, bool):
-                extra.setdefault(key, [0] * i).append(_int(value, f"counter {i} {key}", name))
-        for column in extra.values():
-            if len(column) < i + 1:
-                column.append(0)
-        names = row.get("aliases")
-        if isinstance(names, list) and names:
-            aliases[tag] = tuple(str(n) for n in names)
+        _json_counter(cols, aliases, i, row, name)
     source = obj.get("source")
     if not isinstance(source, str) or not source:
         raise BadInput(f"{name}: `source` is missing")
@@ -220,17 +256,13 @@ def snapshot_from_json(obj: Any, name: str = "input") -> Snapshot:
     alloc_counts = obj.get("alloc_counts")
     has_alloc_counts = bool(alloc_counts) if isinstance(alloc_counts, bool) else source != "linux-slab"
     try:
-        counters = CounterSet.build(
-            tags, pools, base["allocs"], base["frees"], base["diff"], base["bytes"], extra,
-            has_alloc_counts=has_alloc_counts, counter_bits=_counter_bits(source, base),
-        )
         return Snapshot(
             source=source,
             taken_at=taken_at,
             monotonic_ns=int(taken_at.timestamp() * 1e9),
             host=HostInfo.from_json(host if isinstance(host, dict) else {}),
             totals=Totals.from_json(totals if isinstance(totals, dict) else {}),
-            counters=counters,
+            counters=cols.counters(source, has_alloc_counts),
             aliases=aliases,
             warnings=tuple(str(w) for w in warnings) if isinstance(warnings, list) else (),
         )
@@ -250,6 +282,26 @@ def _counter_bits(source: str, base: Mapping[str, Sequence[int]]) -> int:
 # --- CSV --------------------------------------------------------------------------------------
 
 
+def _csv_counter(cols: _Columns, col: Mapping[str, int], row: Sequence[str], line_no: int, name: str) -> None:
+    """One CSV line's counter, appended to `cols`."""
+    cols.tags.append(csv_text_back(row[col["tag"]]))
+    try:
+        cols.pools.append(int(Pool.parse(row[col["pool"]])))
+    except ValueError as e:
+        raise BadInput(f"{name}: line {line_no}: {e}") from None
+    for c, column in cols.values.items():
+        cell = row[col[c]].strip()
+        try:
+            number = int(cell) if cell else 0
+        except ValueError:
+            if c in _BASE_COLUMNS:
+                raise BadInput(f"{name}: line {line_no}: {c} {cell!r:.30} is not a number") from None
+            number = 0
+        if not -INT64_MAX <= number <= INT64_MAX:
+            raise BadInput(f"{name}: line {line_no}: {c} is out of range")
+        column.append(number)
+
+
 def snapshot_from_csv(text: str, name: str = "input", mtime: float | None = None) -> Snapshot:
     """`pooltop snapshot --format csv` output -> Snapshot (counters only; see the module notes)."""
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
@@ -263,50 +315,26 @@ def snapshot_from_csv(text: str, name: str = "input", mtime: float | None = None
     missing = [c for c in ("tag", "pool", *_BASE_COLUMNS) if c not in col]
     if missing:
         raise BadInput(f"{name}: CSV has no column {', '.join(missing)}")
-    extra_names = [h for h in col if h not in _NOT_EXTRA and h]
-    tags: list[str] = []
-    pools: list[int] = []
-    values: dict[str, list[int]] = {c: [] for c in (*_BASE_COLUMNS, *extra_names)}
+    cols = _Columns.start([h for h in col if h not in _NOT_EXTRA and h])
     try:
         for line_no, row in enumerate(reader, 2):
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
             if len(row) < len(header):
                 raise BadInput(f"{name}: line {line_no} has {len(row)} fields, the header {len(header)}")
-            tags.append(row[col["tag"]])
-            try:
-                pools.append(int(Pool.parse(row[col["pool"]])))
-            except ValueError as e:
-                raise BadInput(f"{name}: line {line_no}: {e}") from None
-            for c in values:
-                cell = row[col[c]].strip()
-                try:
-                    number = int(cell) if cell else 0
-                except ValueError:
-                    if c in _BASE_COLUMNS:
-                        raise BadInput(f"{name}: line {line_no}: {c} {cell!r:.30} is not a number") from None
-                    number = 0
-                if not -INT64_MAX <= number <= INT64_MAX:
-                    raise BadInput(f"{name}: line {line_no}: {c} is out of range")
-                values[c].append(number)
+            _csv_counter(cols, col, row, line_no, name)
     except csv.Error as e:
         raise BadInput(f"{name}: damaged CSV ({e})") from None
-    slab_only = bool(pools) and all(p == Pool.SLAB for p in pools)
+    slab_only = bool(cols.pools) and all(p == Pool.SLAB for p in cols.pools)
     source = "linux-slab" if slab_only else "windows-pooltag"
     taken_at = file_time(mtime)
-    counters = CounterSet.build(
-        tags, pools, values["allocs"], values["frees"], values["diff"], values["bytes"],
-        {c: values[c] for c in extra_names},
-        has_alloc_counts=not slab_only,
-        counter_bits=_counter_bits(source, values),
-    )
     return Snapshot(
         source=source,
         taken_at=taken_at,
         monotonic_ns=int(taken_at.timestamp() * 1e9),
         host=HostInfo(name="", os="Linux" if slab_only else "Windows", os_version="", arch=""),
         totals=Totals(),
-        counters=counters,
+        counters=cols.counters(source, has_alloc_counts=not slab_only),
         warnings=("a CSV export has no host, totals or time: the file's modification time stands in",),
     )
 
@@ -324,45 +352,92 @@ def _mtime(path: str) -> float | None:
 def read_snapshots(path: str) -> list[Snapshot]:
     """Every snapshot in a file that is not a recording (recordings: use Recording, they are big)."""
     data = _read_bytes(path)
-    kind, text = _kind_of(path, data)
-    name = os.path.basename(path) or path
-    if kind is FileKind.RECORDING:
-        from pooltop.record.store import Recording
+    if data.startswith(SQLITE_MAGIC):
+        from pooltop.record import Recording
 
         with Recording(path) as rec:
             return [snap for _, snap in rec.snapshots()]
+    return snapshots_from_bytes(data, path, _mtime(path))
+
+
+def snapshots_from_bytes(data: bytes, path: str = "input", mtime: float | None = None) -> list[Snapshot]:
+    """Every snapshot in a file's bytes (any kind but a recording, which SQLite reads from a file).
+    `path` names the file in errors; `mtime` stands in for the time that text formats lack."""
+    kind, text = _kind_of(path, data)
+    name = os.path.basename(path) or path
+    if kind is FileKind.RECORDING:
+        raise BadInput(f"{path} is a recording: read it from its file")
     if kind is FileKind.BUNDLE:
         return [_snapshot_from_bundle(path, data)]
     if kind is FileKind.SNAPSHOT_JSON:
-        try:
-            obj = json.loads(text)
-        except (ValueError, RecursionError) as e:
-            raise BadInput(f"{path} is not valid JSON ({e})") from None
-        return [snapshot_from_json(obj, path)]
+        return [snapshot_from_json(_load_json(text, path), path)]
     if kind is FileKind.SNAPSHOT_CSV:
-        return [snapshot_from_csv(text, path, _mtime(path))]
+        return [snapshot_from_csv(text, path, mtime)]
     if kind is FileKind.POOLMON_LOG:
-        from pooltop.share.poolmon import parse_poolmon_log
+        return parse_poolmon_log(text, mtime, name)
+    return parse_poolused(text, mtime, name)
 
-        return parse_poolmon_log(text, _mtime(path), name)
-    from pooltop.share.poolused import parse_poolused
 
-    return parse_poolused(text, _mtime(path), name)
+#: what the snapshot.json of a bundle may inflate to. A zip can inflate a thousandfold (a 1.5 MB
+#: bundle to 1.5 GiB took 3.2 GB of memory): the size is checked before and while inflating.
+MAX_BUNDLE_SNAPSHOT_BYTES = 128 * 1024 * 1024
+#: what a damaged or unusual member raises while it is inflated (zlib, bz2, lzma, truncation,
+#: encryption, an unknown method)
+_INFLATE_ERRORS = (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error, lzma.LZMAError,
+                   RuntimeError, NotImplementedError)
+
+
+def _bundle_member(path: str, data: bytes, member: str) -> bytes:
+    limit = MAX_BUNDLE_SNAPSHOT_BYTES
+    too_big = f"{path}: {member} inflates to more than {limit >> 20} MiB; not a bundle pooltop wrote"
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            info = z.getinfo(member)
+            if info.file_size > limit:
+                raise BadInput(too_big)
+            with z.open(info) as f:
+                raw = f.read(limit + 1)
+    except KeyError:
+        raise BadInput(f"{path} is a zip without {member} (not a pooltop bundle)") from None
+    except _INFLATE_ERRORS as e:
+        raise BadInput(f"{path} is a damaged zip ({e})") from None
+    if len(raw) > limit:
+        raise BadInput(too_big)
+    return raw
 
 
 def _snapshot_from_bundle(path: str, data: bytes) -> Snapshot:
+    raw = _bundle_member(path, data, "snapshot.json")
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as z:
-            raw = z.read("snapshot.json")
-    except KeyError:
-        raise BadInput(f"{path} is a zip without snapshot.json (not a pooltop bundle)") from None
-    except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise BadInput(f"{path} is a damaged zip ({e})") from None
-    try:
-        obj = json.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
         raise BadInput(f"{path}: snapshot.json is not valid JSON ({e})") from None
-    return snapshot_from_json(obj, f"{path}:snapshot.json")
+    return snapshot_from_json(_load_json(text, f"{path}: snapshot.json"), f"{path}:snapshot.json")
+
+
+#: a JSON escape of a surrogate ("\ud800"): only then can a decoded string hold a lone one
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _load_json(text: str, what: str) -> Any:
+    """JSON text -> objects. Lone surrogates ("\\ud800" in a host name or tag) become the text
+    \\ud800: no file, terminal or database can hold them (UTF-8 cannot encode them)."""
+    hook = _pairs_without_surrogates if _SURROGATE_ESCAPE.search(text) else None
+    try:
+        return json.loads(text, object_pairs_hook=hook)
+    except (ValueError, RecursionError) as e:
+        raise BadInput(f"{what} is not valid JSON ({e})") from None
+
+
+def _pairs_without_surrogates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return escape_surrogates(value)
+        if isinstance(value, list):
+            return [escape_surrogates(v) if isinstance(v, str) else v for v in value]
+        return value
+
+    return {escape_surrogates(k): clean(v) for k, v in pairs}
 
 
 _REF = re.compile(r"^(?P<path>.+)@(?P<index>-?\d{1,9})$")
@@ -394,7 +469,7 @@ def parse_ref(text: str) -> SnapshotRef:
 def count_snapshots(path: str) -> int:
     """How many snapshots a file holds (a recording: its samples)."""
     if detect_kind(path) is FileKind.RECORDING:
-        from pooltop.record.store import read_info
+        from pooltop.record import read_info
 
         return read_info(path).samples
     return len(read_snapshots(path))
@@ -404,7 +479,7 @@ def load_ref(ref: SnapshotRef) -> Snapshot:
     """The snapshot a reference names. A file with several and no index gives its last one."""
     index = -1 if ref.index is None else ref.index
     if detect_kind(ref.path) is FileKind.RECORDING:
-        from pooltop.record.store import Recording
+        from pooltop.record import Recording
 
         with Recording(ref.path) as rec:
             return rec.snapshot_at(index)
@@ -445,10 +520,6 @@ def export_snapshot(
     earlier one. Written atomically (temporary file in the same folder, then a rename), so a crash
     never leaves half a file, and nothing is written anywhere but that one file.
     """
-    from pooltop.atomic import atomic_write
-    from pooltop.record.formats import FORMATTERS
-    from pooltop.tracking import TrackedSample
-
     folder = directory or os.environ.get(EXPORT_DIR_ENV) or os.getcwd()
     folder = os.path.expanduser(folder)
     chosen = (fmt or os.environ.get(EXPORT_FORMAT_ENV) or "json").strip().lower()

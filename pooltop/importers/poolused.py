@@ -35,16 +35,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pooltop.errors import BadInput
-from pooltop.model import Pool, Snapshot, Totals
-from pooltop.share._text import (
+from pooltop.importers.textfile import (
     INT64_MAX,
     LineTally,
     TableRows,
     bounded_int,
     build_snapshot,
     file_time,
+    table_warnings,
     tag_from_text,
 )
+from pooltop.model import Pool, Snapshot, Totals
 
 SOURCE = "windbg-poolused"
 
@@ -224,67 +225,75 @@ def _flags(args: str) -> int | None:
         return None
 
 
+class _Reader:
+    """Reads a !poolused log line by line into tables."""
+
+    def __init__(self, session: bool | None) -> None:
+        self.session = session  # the caller's override of what the text says, or None
+        self.session_mode = bool(session)
+        self.tables: list[_Table] = []
+        self.current = _Table(self.session_mode)
+        self.group_line: str | None = None
+        self.unknown = LineTally("!poolused rows")
+
+    def finish(self) -> None:
+        self.current.complete(self.unknown)
+        if len(self.current.rows):
+            self.tables.append(self.current)
+        self.current = _Table(self.session_mode)
+
+    def _finish_rows(self) -> None:
+        if self.current.pending or len(self.current.rows):
+            self.finish()
+
+    def _says_session(self, line: str) -> None:
+        if self.session is None and "session" in line.lower():
+            self.current.session = True
+
+    def _command(self, args: str) -> None:
+        self.finish()
+        flags = _flags(args)
+        session = self.session
+        self.session_mode = bool(session) if session is not None else bool(flags is not None and flags & 0x8)
+        self.current.session = self.session_mode
+        self.group_line = None
+
+    def _header(self, line: str, lead: int) -> None:
+        self._finish_rows()
+        layout = _layout(line, lead, self.group_line)
+        self.current.layout = layout
+        if self.session is None and layout is not None and Pool.SESSION in layout.groups:
+            self.current.session = True
+
+    def line(self, number: int, line: str) -> None:
+        if command := _COMMAND.match(line):
+            self._command(command.group("args"))
+        elif _SORTING.match(line) or _POOL_USED.match(line):
+            self._finish_rows()
+            self._says_session(line)
+        elif _GROUPS.match(line):
+            self.group_line = line
+            self._says_session(line)
+        elif header := _HEADER.match(line):
+            self._header(line, len(header.group("lead")))
+        elif total := _TOTAL.match(line):
+            _read_totals(total.group("numbers"), self.current.effective_layout, self.current)
+        elif scanned := _scan(line, self.current.effective_layout):
+            self.current.pending.append((number, line, scanned))
+        elif not _IGNORED.match(line):
+            self.unknown.add(number, line)
+
+
 def parse_poolused(
     text: str, mtime: float | None = None, name: str = "input", session: bool | None = None
 ) -> list[Snapshot]:
     """Every !poolused table in `text`, in order. `session` overrides what the text says about
     the session pool (bit 3). Raises BadInput when no table has a row."""
-    tables: list[_Table] = []
-    session_mode = bool(session)
-    current = _Table(session_mode)
-    group_line: str | None = None
-    unknown = LineTally("!poolused rows")
-
-    def finish() -> None:
-        nonlocal current
-        current.complete(unknown)
-        if len(current.rows):
-            tables.append(current)
-        current = _Table(session_mode)
-
-    def has_rows() -> bool:
-        return bool(current.pending) or bool(len(current.rows))
-
+    reader = _Reader(session)
     for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.rstrip("\r\n")
-        command = _COMMAND.match(line)
-        if command:
-            finish()
-            flags = _flags(command.group("args"))
-            session_mode = bool(session) if session is not None else bool(flags is not None and flags & 0x8)
-            current.session = session_mode
-            group_line = None
-            continue
-        if _SORTING.match(line) or _POOL_USED.match(line):
-            if has_rows():
-                finish()
-            if session is None and "session" in line.lower():
-                current.session = True
-            continue
-        if _GROUPS.match(line):
-            group_line = line
-            if session is None and "session" in line.lower():
-                current.session = True
-            continue
-        header = _HEADER.match(line)
-        if header:
-            if has_rows():
-                finish()
-            current.layout = _layout(line, len(header.group("lead")), group_line)
-            if session is None and current.layout is not None and Pool.SESSION in current.layout.groups:
-                current.session = True
-            continue
-        total = _TOTAL.match(line)
-        if total:
-            _read_totals(total.group("numbers"), current.effective_layout, current)
-            continue
-        scanned = _scan(line, current.effective_layout)
-        if scanned is not None:
-            current.pending.append((number, line, scanned))
-            continue
-        if not _IGNORED.match(line):
-            unknown.add(number, line)
-    finish()
+        reader.line(number, raw.rstrip("\r\n"))
+    reader.finish()
+    tables, unknown = reader.tables, reader.unknown
     if not tables:
         hint = f" ({unknown.count} lines, none a !poolused row)" if unknown.count else " (it is empty)"
         raise BadInput(f"{name}: no !poolused rows found{hint}; expected WinDbg's !poolused output")
@@ -292,11 +301,7 @@ def parse_poolused(
     taken_at = file_time(mtime)
     snapshots = []
     for index, table in enumerate(tables):
-        warnings = []
-        if index == 0 and (w := unknown.warning()):
-            warnings.append(w)
-        if table.rows.duplicates:
-            warnings.append(f"{table.rows.duplicates} repeated rows of the same tag were skipped")
+        warnings = table_warnings(index, unknown, table.rows, "of the same tag")
         if not table.effective_layout.cumulative:
             warnings.append("!poolused shows outstanding allocations only: no allocs/frees since boot")
         if len(tables) > 1:

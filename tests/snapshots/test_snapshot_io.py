@@ -15,9 +15,8 @@ from hypothesis import strategies as st
 
 from pooltop.errors import BadInput, PooltopError
 from pooltop.model import CounterSet, HostInfo, Pool, Snapshot, Totals, escape_tag
-from pooltop.record.formats import format_csv, format_json, format_text
-from pooltop.record.store import RecordingWriter
-from pooltop.share.snapshot_io import (
+from pooltop.record import RecordingWriter
+from pooltop.snapshots.readers import (
     EXPORT_DIR_ENV,
     EXPORT_FORMAT_ENV,
     FileKind,
@@ -28,6 +27,7 @@ from pooltop.share.snapshot_io import (
     snapshot_from_csv,
     snapshot_from_json,
 )
+from pooltop.snapshots.writers import format_csv, format_json, format_text
 from pooltop.tracking import Tracker
 
 TREE = os.path.join(DATA, "linux", "vm-6.18")
@@ -257,7 +257,7 @@ def test_export_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_export_never_leaves_a_partial_file(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import pooltop.record.formats as formats
+    import pooltop.snapshots.writers as formats
 
     snap = odd_snapshot()
     good = export_snapshot(snap, str(tmp_path), "json")

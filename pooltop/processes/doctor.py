@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pooltop import __version__
-from pooltop.logs import (
+from pooltop.model import HostInfo, Snapshot, Totals, human_bytes, utc_now
+from pooltop.native import Source
+from pooltop.processes.logs import (
     SRV_NONPAGED_EMPTY,
     KernelEvent,
     KernelEventKind,
@@ -29,10 +31,8 @@ from pooltop.logs import (
     parse_kernel_log,
     srv_pool_events,
 )
-from pooltop.model import HostInfo, Snapshot, Totals, human_bytes, utc_now
-from pooltop.native import Source
-from pooltop.processes import ProcessOS, ProcessSource, ScanStats, plural, process_os
-from pooltop.verdict import Verdict, VerdictKind, VerdictThresholds, judge, system_measure
+from pooltop.processes.source import ProcessOS, ProcessSource, ScanStats, plural, process_os
+from pooltop.processes.verdict import Verdict, VerdictKind, VerdictThresholds, judge, system_measure
 
 DOCTOR_SCHEMA = "pooltop.doctor/1"
 
@@ -439,7 +439,7 @@ def collect_samples(
 
 
 def read_log(os_name: ProcessOS) -> LogText:
-    from pooltop.logs import read_kernel_log, read_srv_events
+    from pooltop.processes.logs import read_kernel_log, read_srv_events
 
     return read_kernel_log() if os_name == "linux" else read_srv_events()
 

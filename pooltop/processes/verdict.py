@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from pooltop.model import CounterSet, Pool, Snapshot, Totals, human_bytes
-from pooltop.processes import UNKNOWN, ProcessOS, field_values, process_os, split_tag
+from pooltop.processes.source import UNKNOWN, ProcessOS, process_os, split_tag
+from pooltop.processes.table import field_values
 from pooltop.tracking import FloatArray, LeakScores, LeakThresholds, compute_deltas, score_window
 
 MiB = 1 << 20

@@ -12,6 +12,11 @@ then one row per tag and pool type. The snapshot file leaves out the "( n )" cha
 live display; rows copied from the live display (with them) are read too. A tag is four characters
 with its padding ("Io  "), followed by one space and the type (Nonp / Paged).
 
+Copies of the live screen as people paste them are read too: header fields with no space after
+the colon, the Mapped_Driver column cut at the screen edge, whitespace turned into tabs (the tag's
+padding lost, no space before a change value), a command prompt or `[snip]` around the table,
+change values padded inside the parentheses, and numbers that overflow their field.
+
 A file may hold several tables (one after another); each becomes one Snapshot, in file order.
 poolmon prints no time: the caller passes one (the file's modification time).
 """
@@ -22,15 +27,16 @@ import datetime as dt
 import re
 
 from pooltop.errors import BadInput
-from pooltop.model import Pool, Snapshot, Totals
-from pooltop.share._text import (
+from pooltop.importers.textfile import (
     LineTally,
     TableRows,
     bounded_int,
     build_snapshot,
     file_time,
+    table_warnings,
     tag_from_text,
 )
+from pooltop.model import Pool, Snapshot, Totals
 
 SOURCE = "poolmon-log"
 
@@ -38,15 +44,23 @@ _NUM = r"(\d{1,19})"
 _CHANGE = r"(?:\s*\(\s*-?\d{1,19}\s*\))?"
 #: the part of a row after the tag: " Nonp   3971107 (  0)  3971077 (  0)   30   8456 (  0)   281 [drv]"
 _AFTER_TAG = re.compile(
-    r" (?P<type>Nonp|Paged|Sess)\s+"
+    r"[ \t](?P<type>Nonp|Paged|Sess)\s+"
     rf"{_NUM}{_CHANGE}\s+{_NUM}{_CHANGE}\s+(-?\d{{1,19}})\s+{_NUM}{_CHANGE}"
     rf"(?:\s+{_NUM}(?=\s|$))?(?:\s+(?P<driver>\S.*?))?\s*$"
 )
+#: a row whose tag lost its padding (whitespace turned into tabs): the tag is what comes before the
+#: type, up to four characters, its inner whitespace a space ("Dh\t1" is "Dh 1")
+_LOOSE_TAG = re.compile(r"^[ \t]*(?P<tag>\S(?:[ \t]?\S){0,3}?)[ \t]+(?=(?:Nonp|Paged|Sess)\s)")
 _HEADER = re.compile(r"^(?P<lead>\s*)Tag\s+Type\s+Allocs\b", re.IGNORECASE)
 _MEMORY = re.compile(r"^\s*Memory:", re.IGNORECASE)
-_POOL_INFO = re.compile(r"^\s*(?:(?P<all>All sessions)|Session\s+(?P<sid>\d{1,9})|System)\s+pool information",
-                        re.IGNORECASE)
-_IGNORED = re.compile(r"^\s*(?:$|\.{3}|[-_=]{3,}\s*$|Totals?\b|Pool\s*Type\b)", re.IGNORECASE)
+_FIGURES = re.compile(r"Commit:|Pool\s+N:", re.IGNORECASE)
+_POOL_INFO = re.compile(
+    r"^\s*(?:(?P<all>All\s+sessions)|Session\s+(?P<sid>\d{1,9})|System)\s+pool\s+information", re.IGNORECASE)
+#: lines around a pasted table: blank, rules, "[snip]", a command prompt ("C:\\Users\\me>", "PS C:\\>")
+_IGNORED = re.compile(
+    r"^\s*(?:$|\.{3}|[-_=]{3,}\s*$|Totals?\b|Pool\s*Type\b|\[\s*snip\s*\]|(?:PS\s+)?[A-Za-z]:\\[^>]*>)",
+    re.IGNORECASE,
+)
 _TYPES = {"Nonp": Pool.NONPAGED, "Paged": Pool.PAGED, "Sess": Pool.SESSION}
 _KIB = {
     "memory_total": re.compile(r"Memory:\s*(\d{1,15})K", re.IGNORECASE),
@@ -76,13 +90,20 @@ def _parse_row(line: str, tag_start: int | None) -> tuple[str, Pool, list[int]] 
     starts += [s for s in range(min(lead, 8), -1, -1) if s not in starts]
     for start in starts:
         m = _AFTER_TAG.match(line, start + 4)
-        if m is None or len(line) < start + 4:
-            continue
-        values = [bounded_int(m.group(i)) for i in (2, 3, 4, 5)]
-        if any(v is None for v in values):
-            return None
-        return line[start : start + 4], _TYPES[m.group("type")], [v for v in values if v is not None]
+        if m is None or len(line) < start + 4 or "\t" in line[start : start + 4]:
+            continue  # a tab inside the four characters: the copy lost the padding (below)
+        return _row_values(line[start : start + 4], m)
+    loose = _LOOSE_TAG.match(line)
+    if loose is not None and (m := _AFTER_TAG.match(line, loose.end() - 1)) is not None:
+        return _row_values(re.sub(r"\s", " ", loose.group("tag")).ljust(4), m)
     return None
+
+
+def _row_values(tag: str, m: re.Match[str]) -> tuple[str, Pool, list[int]] | None:
+    values = [bounded_int(m.group(i)) for i in (2, 3, 4, 5)]
+    if any(v is None for v in values):
+        return None
+    return tag, _TYPES[m.group("type")], [v for v in values if v is not None]
 
 
 def parse_poolmon_log(text: str, mtime: float | None = None, name: str = "input") -> list[Snapshot]:
@@ -104,7 +125,7 @@ def parse_poolmon_log(text: str, mtime: float | None = None, name: str = "input"
             current = start_new()
             _read_figures(line, current.totals)
             continue
-        if "Commit:" in line or "Pool N:" in line:
+        if _FIGURES.search(line):
             _read_figures(line, current.totals)
             continue
         info = _POOL_INFO.match(line)
@@ -138,11 +159,7 @@ def parse_poolmon_log(text: str, mtime: float | None = None, name: str = "input"
 
     snapshots = []
     for index, table in enumerate(tables):
-        warnings = []
-        if index == 0 and (w := unknown.warning()):
-            warnings.append(w)
-        if table.rows.duplicates:
-            warnings.append(f"{table.rows.duplicates} repeated rows of the same tag and type were skipped")
+        warnings = table_warnings(index, unknown, table.rows, "of the same tag and type")
         if len(tables) > 1:
             warnings.append(
                 f"{name} holds {len(tables)} poolmon tables (this is table {index}) and poolmon prints no "

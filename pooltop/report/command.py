@@ -1,0 +1,123 @@
+"""`pooltop report`: rank the counters of a recording (or of snapshot files) by how much they look
+like a leak."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import click
+
+from pooltop.clikit import Size, emit_text, progress_bar
+from pooltop.errors import PooltopError
+from pooltop.record import is_recording, read_info
+from pooltop.report.analysis import ReportThresholds
+from pooltop.report.render import RENDERERS, Report, build_report
+from pooltop.share.series import report_on_snapshots
+
+
+@click.command()
+@click.argument("files", metavar="FILE...", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--format", "-f", "fmt", type=click.Choice(("text", "json", "html")), default="text", show_default=True
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write to FILE (atomically) instead of standard output.",
+)
+@click.option("--all", "include_stable", is_flag=True, help="List stable counters too.")
+@click.option("--top", "-n", type=click.IntRange(min=1), default=None, help="Only the first N counters.")
+@click.option(
+    "--min-growth",
+    type=Size(),
+    default=None,
+    help="Growth a leak verdict needs (default 256K, or 2%% of the starting size).",
+)
+@click.option(
+    "--min-fit",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="R^2 of the trend line a leak verdict needs (default 0.8).",
+)
+@click.option(
+    "--min-up",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Share of changes that must be increases for a leak (default 0.75).",
+)
+@click.option(
+    "--points",
+    type=click.IntRange(min=10),
+    default=2000,
+    show_default=True,
+    help="Analyse at most this many evenly spaced samples.",
+)
+def report(
+    files: tuple[str, ...],
+    fmt: str,
+    output: str | None,
+    include_stable: bool,
+    top: int | None,
+    min_growth: int | None,
+    min_fit: float | None,
+    min_up: float | None,
+    points: int,
+) -> None:
+    """Rank the counters of a recording (or of snapshot files) by how much they look like a leak.
+
+    Verdicts: leak, suspect, watch, stable; most serious first. `--format html` writes one
+    self-contained file with a chart per top suspect and the system totals over time.
+
+    FILE may also be snapshot files (pooltop JSON/CSV exports, poolmon /n logs, WinDbg !poolused
+    output): one snapshot shows who holds memory now but cannot show a leak; two or more of one
+    machine are analysed as a series, in time order.
+    """
+    _check_no_stdout_html(fmt, output)
+    th = ReportThresholds()
+    changes = {
+        "leak_min_growth_bytes": min_growth,
+        "leak_min_r2": min_fit,
+        "leak_min_monotony": min_up,
+    }
+    th = dataclasses.replace(th, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+    if len(files) != 1 or not is_recording(files[0]):
+        def warn(message: str) -> None:
+            click.echo(f"pooltop: warning: {message}", err=True)
+
+        text = report_on_snapshots(files, fmt, th, include_stable, top, warn)
+    else:
+        rep = report_of_recording(files[0], th, max_points=points)
+        text = RENDERERS[fmt](rep, include_stable, top)
+    emit_text(text, output)
+
+
+def _check_no_stdout_html(fmt: str, output: str | None) -> None:
+    if fmt == "html" and output is None and sys.stdout.isatty():
+        raise PooltopError("an HTML report is a file: give -o report.html")
+
+
+#: below this many samples a recording reads in well under a second: no progress bar
+PROGRESS_MIN_SAMPLES = 10_000
+
+
+def report_of_recording(path: str, thresholds: ReportThresholds, max_points: int = 2000) -> Report:
+    """build_report, with a progress bar while a large recording is read (on a terminal), and a
+    warning when the recording is readable only up to a damaged sample."""
+    samples = read_info(path).samples
+    with progress_bar(samples if samples >= PROGRESS_MIN_SAMPLES else 0, "reading") as advance:
+        shown = 0
+
+        def progress(done: int) -> None:
+            nonlocal shown
+            assert advance is not None
+            advance(done - shown, "")
+            shown = done
+
+        rep = build_report(path, thresholds, max_points=max_points, progress=progress if advance else None)
+    if rep.damage is not None:
+        click.echo(f"pooltop: warning: {path}: {rep.damage}; the report covers the samples before it",
+                   err=True)
+    return rep
