@@ -147,23 +147,16 @@ def parse_line(line: str) -> EventLine | StackFrame | LostEvents | None:
     if head is None:
         lost = _LOST.match(line)
         return LostEvents(int(lost.group("cpu")), int(lost.group("count"))) if lost is not None else None
-    rest = head.group("rest")
+    comm, tid, tgid, cpu, ts, rest = head.group("comm", "tid", "tgid", "cpu", "ts", "rest")
     if rest.startswith(STACK_TRACE):
         event, payload = STACK_TRACE, ""
     else:
         event, sep, payload = rest.partition(": ")
         if not sep:
             event, payload = rest.rstrip(":"), ""
-    tgid = head.group("tgid")
-    return EventLine(
-        comm=head.group("comm").strip(),
-        tid=int(head.group("tid")),
-        tgid=int(tgid) if tgid is not None and tgid.isdigit() and int(tgid) > 0 else None,
-        cpu=int(head.group("cpu")),
-        timestamp=float(head.group("ts")),
-        event=event,
-        payload=payload,
-    )
+    # "(-------)": the kernel did not know the thread's process
+    known = tgid is not None and tgid[0] != "-"
+    return EventLine(comm, int(tid), int(tgid) if known else None, int(cpu), float(ts), event, payload)
 
 
 def site_function(call_site: str) -> str:
