@@ -29,6 +29,7 @@ _INSTANCE = re.compile(r"pooltop-(?P<pid>\d+)")
 BUFFER_KB_PER_CPU = 4096
 BUFFER_KB_TOTAL = 64 * 1024
 PIPE_READ = 1 << 16
+_ACTIVE: set[str] = set()  # paths of this process's live instances
 
 
 def _error(action: str, path: str, e: OSError) -> PooltopError:
@@ -126,10 +127,12 @@ def remove_stale(tracefs: str, alive: Callable[[int], bool] = pid_alive,
                  rmdir: Callable[[str], None] = os.rmdir) -> list[str]:
     """Remove the instances of pooltops that are gone; their names. Removing an instance also
     disables its events and drops its triggers (the kernel does that), but the events are switched
-    off first so the instance stops costing anything even if the rmdir is refused."""
+    off first so the instance stops costing anything even if the rmdir is refused. An instance
+    named after this very process that it is not using was left by an earlier process with the
+    same pid (pids are reused)."""
     removed = []
     for path, pid in _instances(tracefs):
-        if alive(pid):
+        if (alive(pid) and pid != os.getpid()) or path in _ACTIVE:
             continue
         with contextlib.suppress(OSError), open(os.path.join(path, "events", "enable"), "w") as f:
             f.write("0")
@@ -179,6 +182,7 @@ class TraceInstance:
         except OSError as e:
             raise _error("create", self.path, e) from None
         self._created = True
+        _ACTIVE.add(self.path)
         write(os.path.join(self.path, "buffer_size_kb"), str(self.buffer_kb))
         # Pointers unhashed: the hash is 32 bits, so tens of thousands of live objects would
         # collide and mis-pair. The text never leaves pooltop (and only root can read it).
@@ -271,6 +275,7 @@ class TraceInstance:
                 else:
                     break
             self._created = False
+            _ACTIVE.discard(self.path)
         return problems
 
 

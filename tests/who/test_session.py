@@ -163,10 +163,23 @@ def test_stale_instances_of_dead_pooltops_are_removed(fake_tracefs: FakeTracefs)
 
 
 def test_a_second_trace_in_the_same_process_is_refused(fake_tracefs: FakeTracefs) -> None:
+    first = tracefs.TraceInstance(fake_tracefs.root, mkdir=fake_tracefs.mkdir, rmdir=fake_tracefs.rmdir)
+    first.create()
+    try:
+        with pytest.raises(PooltopError, match="tracing already"):
+            _tracer(fake_tracefs).run(0.01)
+        assert fake_tracefs.instances() == [tracefs.instance_name()]  # the first trace's: left alone
+    finally:
+        assert first.remove() == []
+    assert fake_tracefs.instances() == []
+
+
+def test_an_instance_left_by_an_earlier_process_with_this_pid_is_stale(fake_tracefs: FakeTracefs) -> None:
+    fake_tracefs.pipe = alloc_line(0x10) + "\n"
     fake_tracefs.mkdir(os.path.join(fake_tracefs.root, "instances", tracefs.instance_name()))
-    with pytest.raises(PooltopError, match="tracing already"):
-        _tracer(fake_tracefs).run(0.01)
-    assert fake_tracefs.instances() == [tracefs.instance_name()]  # not ours to remove
+    a = _tracer(fake_tracefs).run(0.01)
+    assert a.allocs == 1
+    assert fake_tracefs.instances() == []
 
 
 def test_unknown_cache_fails_before_touching_tracefs(fake_tracefs: FakeTracefs) -> None:
