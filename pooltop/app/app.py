@@ -535,6 +535,7 @@ class PooltopApp(App[None]):
         pane = self.detail
         if pane.has_class("-open"):
             pane.remove_class("-open")
+            self.who.stop()  # no trace runs where nobody sees it
         else:
             pane.add_class("-open")
             self._update_detail(fetch_big_pool=True)

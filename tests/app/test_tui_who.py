@@ -109,6 +109,18 @@ async def test_leaving_the_row_stops_the_trace() -> None:
         assert "Who allocates" not in screen_text(app)
 
 
+async def test_closing_the_detail_pane_stops_the_trace() -> None:
+    app = build_app(windows=False)
+    made = _fake(app)
+    async with app.run_test(size=(120, 50)) as pilot:
+        await advance(pilot, 2)
+        await pilot.press("d", "home", "w")
+        await _until(pilot, lambda: "● tracing" in screen_text(app))
+        await pilot.press("escape")
+        assert made[0].ended.wait(5)
+        assert app.who.tag is None and not app.detail.has_class("-open") and app.is_running
+
+
 async def test_a_trace_that_cannot_run_says_why_and_the_view_goes_on() -> None:
     app = build_app(windows=False)
     _fake(app, fail="tracing kernel allocations needs root (run pooltop with sudo)")
