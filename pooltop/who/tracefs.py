@@ -189,6 +189,8 @@ class TraceInstance:
         self._option("hash-ptr", "0")
         # The process (thread group) beside the thread on every line.
         self._option("record-tgid", "1")
+        # Without the irq/preempt flags column: shorter lines to format and read, never used.
+        self._option("irq-info", "0")
 
     def _option(self, name: str, value: str) -> None:
         path = os.path.join(self.path, "options", name)
