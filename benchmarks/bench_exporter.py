@@ -1,4 +1,5 @@
-"""Exporter figures: one sampling step (tracking + selection + frame) and one scrape.
+"""Exporter figures: one sampling step (tracking + selection + frame), one scrape, and a burst of
+200 concurrent scrapes against pooltop's server beside prometheus_client's own (same run).
 
     python benchmarks/bench_exporter.py
 
@@ -13,13 +14,15 @@ import datetime as dt
 import os
 import statistics
 import sys
+import threading
 import time
+import urllib.request
 from collections.abc import Callable
 
 import numpy as np
-from prometheus_client import generate_latest
+from prometheus_client import generate_latest, start_http_server
 
-from pooltop.exporter.service import ExportOptions, PoolExporter
+from pooltop.exporter.service import ExportOptions, MetricsServer, PoolExporter
 from pooltop.model import CounterSet, HostInfo, Snapshot, Totals
 from pooltop.native import Source
 
@@ -72,9 +75,54 @@ def bench(label: str, source: Source, runs: int) -> None:
           f"({exported} tags exported, {size / 1000:.0f} kB of text)")
 
 
+def burst(url: str, scrapes: int, timeout: float) -> tuple[list[float], int]:
+    """Latencies of `scrapes` requests released at once, and how many failed or timed out."""
+    gate = threading.Barrier(scrapes)
+    took: list[float] = []
+    failed = [0]
+
+    def one() -> None:
+        gate.wait()
+        t0 = time.perf_counter()
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as r:
+                r.read()
+            took.append(time.perf_counter() - t0)
+        except OSError:
+            failed[0] += 1
+
+    threads = [threading.Thread(target=one) for _ in range(scrapes)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return took, failed[0]
+
+
+def bench_burst(scrapes: int = 200, timeout: float = 10.0) -> None:
+    exporter = PoolExporter(SyntheticSource(5_000), ExportOptions(interval=1.0), log=lambda _: None,
+                            process_metrics=False)
+    exporter.sample_once()
+    ours = MetricsServer(exporter.registry, "127.0.0.1", 0)
+    theirs, thread = start_http_server(0, addr="127.0.0.1", registry=exporter.registry)
+    try:
+        for label, port in (("pooltop serve's server", ours.address[1]),
+                            ("prometheus_client's server (baseline)", theirs.server_address[1])):
+            took, failed = burst(f"http://127.0.0.1:{port}/metrics", scrapes, timeout)
+            worst = f"slowest {max(took):.2f} s, median {statistics.median(took):.2f} s" if took else "none"
+            print(f"{scrapes} concurrent scrapes, {label}: {len(took)} answered ({worst}), "
+                  f"{failed} failed or timed out at {timeout:g} s (target: all, each <= 5 s)")
+    finally:
+        ours.close()
+        theirs.shutdown()
+        theirs.server_close()
+        thread.join(5)
+
+
 def main() -> None:
     for n in (5_000, 50_000):
         bench(f"{n:>6} synthetic tags", SyntheticSource(n), runs=30)
+    bench_burst()
     if sys.platform.startswith("linux") and os.geteuid() == 0:
         from pooltop.native.linux import LinuxSource
 

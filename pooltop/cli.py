@@ -15,7 +15,6 @@ import click
 from pooltop import __version__
 from pooltop.clikit import Duration, emit_text, sort_order, table_options
 from pooltop.errors import PooltopError
-from pooltop.model import Pool
 
 SORT_CHOICES = ("tag", "allocs", "frees", "diff", "bytes", "peralloc", "dallocs", "dfrees", "ddiff", "dbytes")
 POOL_CHOICES = ("paged", "nonpaged", "session", "slab", "all")  # "process" rows live in `pooltop processes`
@@ -37,6 +36,22 @@ LAZY_COMMANDS = {
     "who": "pooltop.who.command:who",
 }
 
+#: the first paragraph of each lazy command's help, so `pooltop --help` lists them without importing
+#: any (tests/test_cli_startup.py keeps these true). A command missing here is imported to list it.
+LAZY_HELP = {
+    "bundle": "Pack the evidence for a driver's vendor into one zip.",
+    "diff": "Per-tag change from snapshot A to snapshot B: what grew, what is new, what vanished.",
+    "doctor": "Check for the signs of a memory leak, once, and say what to do next.",
+    "import": "Read poolmon's /n log, WinDbg !poolused output or a pooltop export into pooltop's format.",
+    "processes": "Print every process's memory once: private memory, handles or open files, and more.",
+    "record": "Record samples unattended into FILE, for hours; stop with Ctrl+C or SIGTERM.",
+    "report": "Rank the counters of a recording (or of snapshot files) by how much they look like a leak.",
+    "serve": ("Serve Prometheus metrics: per-tag bytes, counts and leak level, system totals, "
+              "exporter health."),
+    "tags": "Find which driver (or kernel component) owns a pool tag.",
+    "view": "Replay a recording (or snapshot files) in the live view, with a time cursor.",
+}
+
 
 class LazyGroup(click.Group):
     """A click group whose subcommands (other than the ones defined here) load on first use."""
@@ -53,6 +68,23 @@ class LazyGroup(click.Group):
         module, attr = LAZY_COMMANDS[cmd_name].split(":")
         command: click.Command = getattr(importlib.import_module(module), attr)
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of --help, from LAZY_HELP where it can: importing every command to print
+        one line about each made `pooltop --help` 10x a bare Python start."""
+        defined = super().list_commands(ctx)
+        rows: list[tuple[str, click.Command]] = []
+        for name in self.list_commands(ctx):
+            if name not in defined and name in LAZY_HELP:
+                rows.append((name, click.Command(name, help=LAZY_HELP[name])))
+                continue
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command))
+        if rows:
+            limit = formatter.width - 6 - max(len(name) for name, _ in rows)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, command.get_short_help_str(limit)) for name, command in rows])
 
 
 @click.group(cls=LazyGroup, invoke_without_command=True,
@@ -102,6 +134,7 @@ def snapshot(
     tagfiles: Sequence[str] = (),
 ) -> None:
     """Print the kernel pool (or slab) counters once, as text, JSON or CSV."""
+    from pooltop.model import Pool
     from pooltop.native import open_source
     from pooltop.query import SORT_KEYS, head_rows, select_rows, sort_rows
     from pooltop.snapshots.writers import FORMATTERS

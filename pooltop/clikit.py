@@ -47,7 +47,7 @@ def table_options(command: Callable[..., None]) -> Callable[..., None]:
                      show_default=True),
         click.option("--ascending", is_flag=True,
                      help="Smallest first (names sort A-Z unless --descending)."),
-        click.option("--descending", is_flag=True, hidden=True),
+        click.option("--descending", is_flag=True, help="Largest first, names Z-A."),
         click.option("--top", "-n", type=click.IntRange(min=1), default=None, help="Only the first N rows."),
         click.option("--interval", type=Duration(), default=None,
                      help="Sample twice this far apart and include the change columns."),
@@ -66,8 +66,9 @@ def sort_order(ascending: bool, descending: bool) -> bool | None:
 
 
 def emit_text(text: str, output: str | None) -> None:
-    """Print to stdout, or write FILE atomically and say so on stderr (every command's -o)."""
-    if output is None:
+    """Print to stdout, or write FILE (see atomic_write) and say so on stderr (every command's -o;
+    `-o -` is standard output)."""
+    if output is None or output == "-":
         sys.stdout.write(text)
         sys.stdout.flush()
         return

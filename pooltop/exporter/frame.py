@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from pooltop.model import CounterSet, HostInfo, Int64Array, Pool, Snapshot, Totals
+from pooltop.model import CounterSet, HostInfo, Int64Array, Pool, Snapshot, Totals, printable
 from pooltop.query import head_rows
 from pooltop.tagdb.owners import OwnerLookup, OwnerLookupFactory
 from pooltop.tracking import IndexArray, LeakLevel, LeakThresholds, TrackedSample, Tracker, align
@@ -186,7 +186,10 @@ def build_frame(
     snap = sample.snapshot
     c = snap.counters
     idx = rows.tolist()
-    labels = tuple((c.tags[i], Pool(int(c.pools[i])).label, owner(*c.key(i))) for i in idx)
+    # Label values leave pooltop for scrapers and their terminals: a slab name or an owner holding
+    # ESC, BEL, BS or CR is escaped the one way pooltop escapes text (model.printable).
+    labels = tuple((printable(c.tags[i]), Pool(int(c.pools[i])).label, printable(owner(*c.key(i))))
+                   for i in idx)
     exported = np.zeros(len(c), dtype=np.bool_)
     exported[rows] = True
     present = sorted({int(p) for p in np.unique(c.pools).tolist()})

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from pooltop.errors import BadInput, PooltopError
-from pooltop.model import Pool, Snapshot, human_bytes
+from pooltop.model import Pool, Snapshot, human_bytes, printable
 from pooltop.report.analysis import CounterAnalysis, ReportThresholds, analyse
 from pooltop.report.render import REPORT_SCHEMA, Report, render_html, render_json, render_text
 from pooltop.snapshots.compat import require_one_kind
@@ -139,14 +139,14 @@ def _notes(items: Sequence[tuple[str, Snapshot]]) -> list[str]:
 def _host_line(s: Snapshot) -> str:
     h = s.host
     who = " ".join(x for x in (h.name, h.os, h.os_version, h.arch) if x) or "unknown host"
-    return f"{who}  source {s.source}"
+    return printable(f"{who}  source {s.source}")
 
 
 def _owner(owners: Sequence[OwnerCandidate]) -> str:
     if not owners:
         return ""
     o = owners[0]
-    return f"{o.owner} {o.description}".strip()[:60]
+    return printable(f"{o.owner} {o.description}".strip())[:60]
 
 
 # --- one snapshot -------------------------------------------------------------------------------
@@ -190,15 +190,15 @@ def render_single(label: str, snap: Snapshot, fmt: str, top: int | None) -> str:
             "notes": _notes([(label, snap)]),
         }
         return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-    lines = [f"pooltop report: {label} (one snapshot)", _host_line(snap), f"taken {when}", ""]
+    lines = [printable(f"pooltop report: {label} (one snapshot)"), _host_line(snap), f"taken {when}", ""]
     lines += _wrap(SINGLE_POINT_NOTE)
     lines += ["", f"Largest now ({len(rows)} by bytes in use):"]
-    width = max([3, *(len(str(r["tag"])) for r in rows)])
+    width = max([3, *(len(printable(str(r["tag"]))) for r in rows)])
     lines.append(f"{'Tag':<{width}} {'Type':<5} {'Bytes':>12} {'Diff':>10} {'Per Alloc':>9}  Owner")
     for r in rows:
         lines.append(
-            f"{r['tag']!s:<{width}} {Pool.parse(str(r['pool'])).short:<5} {r['bytes']:>12,} {r['diff']:>10,} "
-            f"{r['per_alloc']:>9,.0f}  {r['owner']}".rstrip()
+            f"{printable(str(r['tag'])):<{width}} {Pool.parse(str(r['pool'])).short:<5} {r['bytes']:>12,} "
+            f"{r['diff']:>10,} {r['per_alloc']:>9,.0f}  {r['owner']}".rstrip()
         )
     lines += [f"note: {n}" for n in _notes([(label, snap)])]
     text = "\n".join(lines) + "\n"
@@ -252,17 +252,17 @@ def render_few(rep: Report, items: Sequence[tuple[str, Snapshot]], fmt: str, top
         return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     first = items[0][1].taken_at.strftime("%Y-%m-%d %H:%M:%S UTC")
     last = items[-1][1].taken_at.strftime("%Y-%m-%d %H:%M:%S UTC")
-    lines = [f"pooltop report: {rep.path}", _host_line(items[-1][1]), f"{first} .. {last}", ""]
+    lines = [printable(f"pooltop report: {rep.path}"), _host_line(items[-1][1]), f"{first} .. {last}", ""]
     lines += _wrap(note)
     lines.append("")
     if grew:
-        width = max([3, *(len(r.tag) for r in grew)])
+        width = max([3, *(len(printable(r.tag)) for r in grew)])
         lines.append(f"{'Tag':<{width}} {'Type':<5} {'Start':>11} {'End':>11} {'Growth':>11} "
                      f"{'Per day':>11}  Owner")
         for r in grew:
             per_day = human_bytes(r.growth_bytes / span * 86400) if span > 0 else "-"
             lines.append(
-                f"{r.tag:<{width}} {r.pool.short:<5} {human_bytes(r.start_bytes):>11} "
+                f"{printable(r.tag):<{width}} {r.pool.short:<5} {human_bytes(r.start_bytes):>11} "
                 f"{human_bytes(r.end_bytes):>11} {human_bytes(r.growth_bytes):>11} {per_day:>11}  "
                 f"{_owner(r.owners)}".rstrip()
             )
@@ -290,7 +290,7 @@ def report_on_snapshots(
     if warn is not None:
         for label, snap in items:
             for w in snap.warnings:
-                warn(f"{label}: {w}")
+                warn(printable(f"{label}: {w}"))
     label = _label(items)
     if len(items) == 1:
         return render_single(label, items[0][1], fmt, top)

@@ -4,16 +4,14 @@
   CSV and text columns come from `model.COLUMNS`
 - readers: any file pooltop reads (JSON and CSV exports, recordings, bundles, and through
   `pooltop.importers` poolmon logs and !poolused output) back into Snapshots; `FILE@INDEX`
-  references; the live view's export
+  references
+- export: the live view's `x` export to a new timestamped file
+- compat: whether snapshots can be compared (one kind of kernel memory; which machines)
+- texttable: aligned plain-text tables (snapshot and diff text)
 """
 
-from pooltop.snapshots.readers import (
-    EXPORT_DIR_ENV,
-    EXPORT_FORMAT_ENV,
-    export_snapshot,
-    load_snapshot,
-    load_snapshots,
-)
+from pooltop.snapshots.export import EXPORT_DIR_ENV, EXPORT_FORMAT_ENV, export_snapshot
+from pooltop.snapshots.readers import load_snapshot, load_snapshots
 from pooltop.snapshots.writers import FORMATS, FORMATTERS
 
 __all__ = [

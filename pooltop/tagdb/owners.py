@@ -17,7 +17,6 @@ from typing import Any
 
 from pooltop.model import Pool, Snapshot
 from pooltop.tagdb import DriverFacts, OwnerCandidate
-from pooltop.tagdb.findings import cached_owner_candidates
 from pooltop.tagdb.resolve import TagDatabase
 
 #: every owner candidate of (tag, pool), strongest first
@@ -46,7 +45,14 @@ def load_tag_database(
     slab caches get the slab descriptions instead (drivers name no slab caches). Raises
     PooltopError when an explicit tag file cannot be read.
     """
-    scan = () if slabs else cached_owner_candidates(scan_cache)
+    if slabs:
+        scan: Sequence[OwnerCandidate] = ()
+    else:
+        # the scan cache is SQLite: loaded only for pool tags, so `pooltop snapshot` on Linux starts
+        # without sqlite3 (tests/test_cli_startup.py)
+        from pooltop.tagdb.findings import cached_owner_candidates
+
+        scan = cached_owner_candidates(scan_cache)
     return TagDatabase.load(tagfiles, discover=discover, slabs=slabs, scan=scan)
 
 

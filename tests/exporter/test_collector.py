@@ -20,7 +20,7 @@ from pooltop.errors import NeedsElevation, PooltopError
 from pooltop.exporter.frame import select_exported
 from pooltop.exporter.metrics import METRICS, PER_TAG
 from pooltop.exporter.service import ExportOptions, MetricsServer, PoolExporter
-from pooltop.model import U32, CounterSet, Pool, Snapshot, Totals, escape_tag
+from pooltop.model import U32, CounterSet, Pool, Snapshot, Totals, escape_tag, printable
 from pooltop.native import Source
 from pooltop.tagdb import OwnerCandidate
 from pooltop.tagdb.owners import OwnerLookup
@@ -134,8 +134,22 @@ def test_odd_tags_and_owners_round_trip_through_the_exposition_format() -> None:
     assert "\x01" not in text and "\x00" not in text
     samples = scrape(exporter)
     got = {(s.labels["tag"], s.labels["pool"], s.labels["owner"]) for s in samples["pooltop_pool_bytes"]}
-    assert got == {(tag, "nonpaged", owners.get(tag, "")) for tag in odd_tags}
+    # quotes and backslashes round-trip; a control character arrives as model.printable writes it
+    assert got == {(printable(tag), "nonpaged", printable(owners.get(tag, ""))) for tag in odd_tags}
+    assert ("x\\y\\x0a", "nonpaged", "back\\slash\\x0anewline") in got
     assert by_tag(samples, "pooltop_pool_bytes")[escape_tag(b"\x01ab\\")] == 3000
+
+
+def test_terminal_controls_in_slab_names_and_owners_are_escaped() -> None:
+    names = ["evil\x1b[2J", "bell\x07", "back\x08space", "car\rriage"]
+    owners = {name: f"drv{name}" for name in names}
+    exporter = make_exporter(ScriptedSource(slab_snapshot([(n, 10, 64) for n in names], 0)), owners=owners)
+    assert exporter.sample_once()
+    text = generate_latest(exporter.registry).decode("utf-8")
+    assert not any(ch in text for ch in "\x1b\x07\x08\r")
+    got = {(s.labels["tag"], s.labels["owner"]) for s in scrape(exporter)["pooltop_pool_bytes"]}
+    assert got == {("evil\\x1b[2J", "drvevil\\x1b[2J"), ("bell\\x07", "drvbell\\x07"),
+                   ("back\\x08space", "drvback\\x08space"), ("car\\x0driage", "drvcar\\x0driage")}
 
 
 # --- cardinality --------------------------------------------------------------------------------

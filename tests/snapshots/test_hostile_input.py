@@ -168,6 +168,21 @@ def test_control_characters_are_escaped_in_text_and_csv_and_kept_in_json() -> No
     assert [c["tag"] for c in doc["counters"]] == list(snap.counters.tags)
 
 
+def test_control_characters_never_reach_the_terminal_from_diff_import_or_a_series_report(
+        run, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    docs = []
+    for t_s in (0.0, 60.0):
+        doc = snapshot_doc("Esc\x1b[31m", "h\x1bx", t_s)
+        doc["warnings"] = ["a warning \x07"]
+        docs.append(write_json(tmp_path / f"s{int(t_s)}.json", doc))
+    for args in (("import", docs[0], "-f", "text"), ("import", docs[0], "-f", "csv"), ("diff", *docs),
+                 ("report", docs[0]), ("report", *docs), ("report", docs[0], "-f", "html")):
+        code, out, err = run(*args)
+        assert code == 0, (args, err)
+        assert not any(ch in out + err for ch in "\x1b\x07"), args
+        assert "\\x1b" in out, args
+
+
 FORMULAS = ["=cmd|'/C calc'!A0", "+SUM(1)", "-x", "@x", "'quoted", "\tTab", "\rCr", "Io  "]
 
 

@@ -16,12 +16,10 @@ from hypothesis import strategies as st
 from pooltop.errors import BadInput, PooltopError
 from pooltop.model import CounterSet, HostInfo, Pool, Snapshot, Totals, escape_tag
 from pooltop.record import RecordingWriter
+from pooltop.snapshots.export import EXPORT_DIR_ENV, EXPORT_FORMAT_ENV, export_snapshot
 from pooltop.snapshots.readers import (
-    EXPORT_DIR_ENV,
-    EXPORT_FORMAT_ENV,
     FileKind,
     detect_kind,
-    export_snapshot,
     load_snapshot,
     load_snapshots,
     snapshot_from_csv,

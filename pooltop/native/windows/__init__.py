@@ -1,8 +1,8 @@
 """Windows kernel pool tags: WindowsSource, and the kernel module list the tag database scans.
 
-Importing this package loads no DLL and imports nothing Windows-only: layouts.py (pure decoders)
-is used and tested on Linux, and ntapi.py (ctypes) is imported only when a live source or the
-module list is asked for.
+Importing this package loads no DLL and imports nothing Windows-only: layouts.py and sessions.py
+(pure decoders) are used and tested on Linux, and ntapi.py (ctypes) is imported only when a live
+source or the module list is asked for.
 """
 
 from __future__ import annotations
@@ -24,10 +24,9 @@ from pooltop.native.windows.layouts import (
     decode_bigpool,
     decode_modules,
     decode_pooltags,
-    decode_session_pooltags,
     resolve_module_path,
-    with_session_rows,
 )
+from pooltop.native.windows.sessions import decode_session_pooltags, with_session_rows
 from pooltop.native.windows.status import (
     SystemBigPoolInformation,
     SystemModuleInformation,

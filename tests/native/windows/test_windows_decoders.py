@@ -19,11 +19,9 @@ from pooltop.native.windows.layouts import (
     decode_bigpool,
     decode_modules,
     decode_pooltags,
-    decode_session_pooltags,
-    detect_session_layout,
     resolve_module_path,
-    with_session_rows,
 )
+from pooltop.native.windows.sessions import decode_session_pooltags, detect_session_layout, with_session_rows
 
 ALL = [X64, X86, ARM64]
 ids = [layout.name for layout in ALL]

@@ -22,8 +22,8 @@ from pooltop.native.windows.layouts import (
     decode_bigpool,
     decode_modules,
     decode_pooltags,
-    decode_session_pooltags,
 )
+from pooltop.native.windows.sessions import decode_session_pooltags
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -1,0 +1,77 @@
+"""Start-up of whole `pooltop` processes beside a bare Python start, measured in turn in one run.
+
+    python benchmarks/bench_startup.py [--runs N]
+
+Issue 18 item 3 targets: `pooltop --help` <= 3x and `pooltop snapshot` <= 5x `python -c pass`
+(the same interpreter and environment). Each command starts as a new process `--runs` times; the
+commands take turns so a noisy neighbour slows each alike; medians are printed. `snapshot` reads
+this machine's counters (as root on Linux: /proc/slabinfo) and writes them to /dev/null. Also
+prints which of the heavy modules each command loaded (none should, but numpy for snapshot).
+Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HEAVY = ("numpy", "capstone", "pefile", "sqlite3", "rich", "textual", "prometheus_client", "psutil",
+         "matplotlib", "ahocorasick_rs", "platformdirs", "pooltop.tagdb.scanner", "pooltop.record",
+         "pooltop.share", "pooltop.exporter", "pooltop.processes", "pooltop.app")
+
+COMMANDS = {
+    "python -c pass": [sys.executable, "-c", "pass"],
+    "pooltop --help": [sys.executable, "-m", "pooltop", "--help"],
+    "pooltop snapshot": [sys.executable, "-m", "pooltop", "snapshot"],
+}
+TARGETS = {"pooltop --help": 3.0, "pooltop snapshot": 5.0}
+
+
+def run_once(argv: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    return time.perf_counter() - start
+
+
+def loaded(argv: list[str]) -> list[str]:
+    """The heavy modules a command imports (it runs in-process under a tracing wrapper)."""
+    args = argv[argv.index("pooltop") + 1:] if "pooltop" in argv else []
+    code = ("import sys, runpy\n"
+            f"sys.argv = ['pooltop', *{args!r}]\n"
+            "try:\n    runpy.run_module('pooltop', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules), file=sys.__stderr__)\n")
+    out = subprocess.run([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True, check=False)
+    return out.stderr.strip().splitlines()[-1].split() if out.stderr.strip() else []
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30, help="starts of each command (default 30)")
+    args = parser.parse_args()
+    env_note = f"PYTHONPATH={os.environ.get('PYTHONPATH', '')!r}"
+    times: dict[str, list[float]] = {name: [] for name in COMMANDS}
+    for argv in COMMANDS.values():  # warm the page cache
+        run_once(argv)
+    for _ in range(args.runs):
+        for name, argv in COMMANDS.items():
+            times[name].append(run_once(argv))
+    base = statistics.median(times["python -c pass"])
+    print(f"start-up, median of {args.runs} runs each, in turn ({sys.executable}, {env_note})")
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        line = f"{name:18s} {med * 1e3:7.1f} ms  {med / base:5.2f}x python -c pass"
+        if name in TARGETS:
+            target = TARGETS[name]
+            line += f"  (target <= {target:g}x: {'meets' if med / base <= target else 'MISSES'})"
+            line += f"; loads: {' '.join(loaded(COMMANDS[name])) or 'none of the heavy modules'}"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
