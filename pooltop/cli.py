@@ -50,6 +50,7 @@ LAZY_HELP = {
               "exporter health."),
     "tags": "Find which driver (or kernel component) owns a pool tag.",
     "view": "Replay a recording (or snapshot files) in the live view, with a time cursor.",
+    "who": "Which kernel code and which processes allocate from a slab cache (Linux, root).",
 }
 
 
