@@ -135,6 +135,8 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
     from pooltop.snapshots.readers import load_snapshot
     from pooltop.tagdb.owners import snapshot_owner_lookup
 
+    if who_names and root is not None:
+        raise click.UsageError("--who traces this machine's kernel: it cannot go with --root (another tree)")
     out_abs = os.path.abspath(output)
     for given in (recording, snapshot_ref):
         if given is not None and os.path.abspath(given.rsplit("@", 1)[0]) == out_abs:

@@ -21,6 +21,23 @@ def _bundle(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     return int(exc.value.code or 0), capsys.readouterr().err
 
 
+def _snapshot_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """A snapshot of the recorded 6.18 tree (taking one live needs root)."""
+    path = str(tmp_path / "snap.json")
+    with pytest.raises(SystemExit) as exc:
+        main(["snapshot", "--root", LINUX_TREE, "-f", "json", "-o", path])
+    assert not exc.value.code
+    capsys.readouterr()
+    return path
+
+
+def test_who_cannot_go_with_a_copied_tree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = str(tmp_path / "b.zip")
+    code, err = _bundle("-o", out, "--root", LINUX_TREE, "--who", "sigqueue", capsys=capsys)
+    assert code == 2 and "--who traces this machine's kernel" in err
+    assert not (tmp_path / "b.zip").exists()
+
+
 def _zip(path: str) -> dict[str, str]:
     with zipfile.ZipFile(path) as z:
         return {n: z.read(n).decode("utf-8") for n in z.namelist()}
@@ -38,7 +55,8 @@ def test_bundle_carries_who_files(fake_tracefs: FakeTracefs, tmp_path: Path, mon
     monkeypatch.setattr(command, "make_tracer", make)
     monkeypatch.setattr(command, "_platform", lambda: "linux")
     out = str(tmp_path / "b.zip")
-    code, err = _bundle("-o", out, "--root", LINUX_TREE, "--who", "inotify_inode_mark", "--who", "no_such",
+    snap = _snapshot_file(tmp_path, capsys)
+    code, err = _bundle("-o", out, "--snapshot", snap, "--who", "inotify_inode_mark", "--who", "no_such",
                         "--who-duration", "0.1", capsys=capsys)
     assert code == 0, err
     parts = _zip(out)
@@ -58,7 +76,8 @@ def test_bundle_who_on_windows_carries_the_capture_commands(tmp_path: Path, monk
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(command, "_platform", lambda: "win32")
     out = str(tmp_path / "b.zip")
-    code, err = _bundle("-o", out, "--root", LINUX_TREE, "--who", "Leak", capsys=capsys)
+    code, err = _bundle("-o", out, "--snapshot", _snapshot_file(tmp_path, capsys), "--who", "Leak",
+                        capsys=capsys)
     assert code == 0, err
     parts = _zip(out)
     assert "xperf -on PROC_THREAD+LOADER+POOL" in parts["who-Leak.txt"]
