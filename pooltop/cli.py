@@ -40,6 +40,7 @@ LAZY_COMMANDS = {
     "bundle": "pooltop.share.cli:bundle",
     "tags": "pooltop.tagdb.command:tags",
     "serve": "pooltop.exporter.command:serve",
+    "who": "pooltop.who.command:who",
 }
 
 #: the first paragraph of each lazy command's help, so `pooltop --help` lists them without importing
@@ -56,6 +57,7 @@ LAZY_HELP = {
               "exporter health."),
     "tags": "Find which driver (or kernel component) owns a pool tag.",
     "view": "Replay a recording (or snapshot files) in the live view, with a time cursor.",
+    "who": "Which kernel code and which processes allocate from a slab cache (Linux, root).",
 }
 
 

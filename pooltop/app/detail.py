@@ -12,6 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Sparkline, Static
 
+from pooltop.app.tracing import WhoView, who_text
 from pooltop.app.view import RowFacts
 from pooltop.model import Pool, human_bytes, printable
 from pooltop.native import BigPoolAllocation
@@ -32,6 +33,7 @@ class DetailInfo:
     aliases: tuple[str, ...]
     big_pool: tuple[BigPoolAllocation, ...] | None  # None: not asked yet / still loading
     big_pool_note: str | None
+    who: WhoView | None = None  # the `w` trace of this row, if one runs or ran
 
 
 def _clean(values: Sequence[float]) -> list[float]:
@@ -160,6 +162,8 @@ def _process_body_text(row: RowFacts) -> Text:
 
 def _body_text(info: DetailInfo) -> Text:
     out = Text()
+    if info.who is not None:
+        out.append_text(who_text(info.who))
     out.append("Owners\n", Style(bold=True, underline=True))
     if not info.owners_available:
         out.append("  (no tag database loaded)\n")
