@@ -28,7 +28,8 @@ from typing import Protocol, runtime_checkable
 
 from pooltop.model import Pool, Snapshot
 from pooltop.native import BigPoolAllocation, Source
-from pooltop.processes.verdict import PoolFindings, Verdict, VerdictKind, VerdictThresholds, VerdictWindow
+from pooltop.processes.verdict import PoolFindings, Verdict, VerdictKind, VerdictThresholds
+from pooltop.processes.verdict_window import VerdictWindow
 from pooltop.tracking import TrackedSample, Tracker
 
 #: how often (seconds of the system source's clock) processes are sampled for the verdict

@@ -1,7 +1,7 @@
 """`pooltop serve`: a Prometheus exporter for pool tags / slab caches.
 
-Imports nothing heavy at module level: pooltop.cli imports this module to register the command on
-every run, and prometheus_client is only needed when `serve` itself runs.
+Imports nothing heavy at module level: `pooltop serve --help` loads this module, and
+prometheus_client is only needed when `serve` itself runs.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from types import FrameType
 
 import click
 
-from pooltop.clikit import Duration, judge_options
+from pooltop.clikit import TAG_FILE, Duration, judge_options
 from pooltop.judge import JudgeThresholds
 
 DEFAULT_LISTEN = "127.0.0.1:9877"
@@ -76,7 +76,7 @@ class ListenAddress(click.ParamType):  # type: ignore[type-arg]  # generic only 
               help="... plus at most this many more at leak level watch or above.")
 @click.option("--root", type=click.Path(file_okay=False, exists=True), default=None,
               help="Serve a copied Linux tree (ROOT/proc/slabinfo, ROOT/sys/kernel/slab), not this kernel.")
-@click.option("--tagfile", "tagfiles", multiple=True, type=click.Path(dir_okay=False, exists=True),
+@click.option("--tagfile", "tagfiles", multiple=True, type=TAG_FILE,
               help="A pooltag.txt-format file to name tag owners (the owner label). Repeatable.")
 @judge_options
 def serve(

@@ -1,7 +1,7 @@
 """Tracking: what changed between snapshots, since a baseline, and over the leak window.
 
 deltas.py (row alignment, mod-2^32 deltas), history.py (time-ordered sample buffers), window.py
-(the live leak window the judge reads), tracker.py (the Tracker), order.py (stable column orders).
+(the live leak window the judge reads), tracker.py (the Tracker).
 Whether a counter leaks is the judge's call (pooltop.judge); tracking only feeds it.
 """
 
@@ -15,7 +15,6 @@ from pooltop.tracking.deltas import (
     identity_mapping,
     is_identity,
 )
-from pooltop.tracking.order import order_rows
 from pooltop.tracking.tracker import TrackedSample, Tracker
 
 __all__ = [
@@ -29,5 +28,4 @@ __all__ = [
     "compute_deltas",
     "identity_mapping",
     "is_identity",
-    "order_rows",
 ]

@@ -19,10 +19,10 @@ from pooltop.processes.verdict import (
     Verdict,
     VerdictKind,
     VerdictThresholds,
-    VerdictWindow,
     fitted_to,
 )
 from pooltop.processes.verdict import judge as judge_pairs
+from pooltop.processes.verdict_window import VerdictWindow
 
 Pairs = list[tuple[Snapshot, Snapshot]]
 
