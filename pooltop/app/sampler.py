@@ -26,8 +26,12 @@ import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from pooltop.model import Pool, Snapshot
+import numpy as np
+import numpy.typing as npt
+
+from pooltop.model import CounterSet, Pool, Snapshot
 from pooltop.native import BigPoolAllocation, Source
+from pooltop.processes.source import split_tag
 from pooltop.processes.verdict import PoolFindings, Verdict, VerdictKind, VerdictThresholds
 from pooltop.processes.verdict_window import VerdictWindow
 from pooltop.tracking import TrackedSample, Tracker
@@ -95,7 +99,8 @@ class Sampler:
         self.verdict: Verdict | None = None  # the latest; None without processes or after a failure
         self._last_system: Snapshot | None = None  # the live snapshot judge() pairs processes with
         self._pools: PoolFindings | None = None  # what the judge said of that snapshot's counters
-        self._process_tracker = Tracker(self._tracker.thresholds)
+        # pooltop's own row in the processes view is never judged (its history buffers fill for minutes)
+        self._process_tracker = Tracker(self._tracker.thresholds, exempt=_own_process)
         self.process_sample: TrackedSample | None = None  # the latest tracked process snapshot
         self._tracker_lock = threading.Lock()
         self._source_lock = threading.Lock()
@@ -333,3 +338,10 @@ class SamplingThread:
                 with cv:
                     clock.finish(time.monotonic())
                     cv.notify_all()
+
+
+def _own_process(counters: CounterSet) -> npt.NDArray[np.bool_]:
+    """pooltop's own row among process counters."""
+    pid = os.getpid()
+    return np.fromiter((split_tag(tag)[1] == pid for tag in counters.tags), dtype=np.bool_,
+                       count=len(counters))
