@@ -95,7 +95,7 @@ def test_imports_point_down(path: Path) -> None:
         target = _resolve(target)
         layer, unit = unit_of(target)
         same_unit = unit == my_unit or (my_unit.startswith(unit + ".") and layer == my_layer) \
-            or target.startswith(my_unit.rsplit(".", 1)[0] + ".") and my_unit.count(".") >= 2
+            or (target.startswith(my_unit.rsplit(".", 1)[0] + ".") and my_unit.count(".") >= 2)
         beside = layer == my_layer and not same_unit and LAYERS[layer][0] != "commands"
         if layer > my_layer or beside:
             wrong.append(f"line {line}: {me} ({LAYERS[my_layer][0]}) imports {target} ({LAYERS[layer][0]})")
