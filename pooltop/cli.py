@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from pooltop import __version__
-from pooltop.clikit import Duration, emit_text, sort_order, table_options
+from pooltop.clikit import TAG_FILE, Duration, emit_text, sort_order, table_options
 from pooltop.errors import PooltopError
 
 if TYPE_CHECKING:  # only for annotations: `pooltop --help` loads neither numpy nor the tag database
@@ -38,8 +38,9 @@ LAZY_COMMANDS = {
     "diff": "pooltop.share.cli:diff",
     "import": "pooltop.share.cli:import_command",
     "bundle": "pooltop.share.cli:bundle",
-    "tags": "pooltop.tagdb.cli:tags",
+    "tags": "pooltop.tagdb.command:tags",
     "serve": "pooltop.exporter.command:serve",
+    "who": "pooltop.who.command:who",
 }
 
 #: the first paragraph of each lazy command's help, so `pooltop --help` lists them without importing
@@ -56,6 +57,7 @@ LAZY_HELP = {
               "exporter health."),
     "tags": "Find which driver (or kernel component) owns a pool tag.",
     "view": "Replay a recording (or snapshot files) in the live view, with a time cursor.",
+    "who": "Which kernel code and which processes allocate from a slab cache (Linux, root).",
 }
 
 
@@ -123,7 +125,7 @@ def cli(ctx: click.Context, interval: float) -> None:
               help="Only these pool types. Repeatable.")
 @click.option("--root", type=click.Path(file_okay=False), default=None,
               help="Read a copied Linux tree (ROOT/proc/slabinfo, ROOT/sys/kernel/slab; e.g. a sosreport).")
-@click.option("--tagfile", "tagfiles", multiple=True, type=click.Path(dir_okay=False),
+@click.option("--tagfile", "tagfiles", multiple=True, type=TAG_FILE,
               help="A pooltag.txt-format file to name tag owners (before the discovered ones). Repeatable.")
 def snapshot(
     fmt: str = "text",

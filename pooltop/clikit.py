@@ -1,6 +1,6 @@
 """Helpers shared by the commands (and only by them; no feature code imports this module): durations
 and sizes, the table options of one-shot commands, their sort order, writing the output (standard
-output or `-o FILE`), and a progress bar."""
+output or `-o FILE`), the --tagfile type, and a progress bar."""
 
 from __future__ import annotations
 
@@ -25,6 +25,13 @@ def parse_interval(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise click.BadParameter(f"{text!r} must be a positive duration")
     return value
+
+
+#: every command's --tagfile (snapshot, record, bundle, serve, tags lookup), so a bad one gives the
+#: same exit status everywhere: a path that does not exist, or is a folder, is a usage error (2,
+#: click's message); a file that is there but cannot be read (permissions, larger than a tag file
+#: can be) is a runtime failure (1, `pooltop: cannot read tag file ...`, from the tag database).
+TAG_FILE = click.Path(exists=True, dir_okay=False, readable=False)
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in click stubs

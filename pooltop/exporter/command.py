@@ -15,7 +15,7 @@ from types import FrameType
 
 import click
 
-from pooltop.clikit import Duration
+from pooltop.clikit import TAG_FILE, Duration
 
 DEFAULT_LISTEN = "127.0.0.1:9877"
 
@@ -77,7 +77,7 @@ class ListenAddress(click.ParamType):  # type: ignore[type-arg]  # generic only 
               help="Leak window, in samples.")
 @click.option("--root", type=click.Path(file_okay=False, exists=True), default=None,
               help="Serve a copied Linux tree (ROOT/proc/slabinfo, ROOT/sys/kernel/slab), not this kernel.")
-@click.option("--tagfile", "tagfiles", multiple=True, type=click.Path(dir_okay=False, exists=True),
+@click.option("--tagfile", "tagfiles", multiple=True, type=TAG_FILE,
               help="A pooltag.txt-format file to name tag owners (the owner label). Repeatable.")
 def serve(
     listen: tuple[str, int] = ("127.0.0.1", 9877),

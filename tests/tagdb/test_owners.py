@@ -150,3 +150,10 @@ def test_the_json_form_of_a_candidate() -> None:
 def test_foreign_json_is_read_without_trusting_it() -> None:
     c = candidate_from_json("Zqab", {"owner": 5, "driver": {"company": "no path"}, "pattern": 7})
     assert (c.owner, c.description, c.driver, c.pattern) == ("5", "", None, None)
+
+
+def test_scan_rows_of_relative_paths_name_no_owner(isolated: Path) -> None:
+    # rows of pooltop before the cache was keyed by absolute path: which folder they meant is lost
+    cache = isolated / "scan-cache.sqlite3"
+    write_scan_cache(cache, "drivers/zqnet.sys", "Zqnt", "call-site")
+    assert list(owner_lookup("windows-pooltag", scan_cache=cache)("Zqnt", Pool.NONPAGED)) == []
