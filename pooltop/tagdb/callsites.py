@@ -215,13 +215,14 @@ class _Analyzer:
                 return out[: i + 2]
         return out[:1]
 
-    def _sync_index(self, sec: CodeSection, stream: list[Insn], begin: int) -> int:
+    def _sync_index(self, sec: CodeSection, stream: list[Insn], begin: int, enough: int = 4) -> int:
         """Index of the first instruction of `stream` that decodes from other offsets agree on.
 
         The window starts at an arbitrary byte, so its first instructions may be decoded out of phase
         (and a garbage `ret` or `mov r8d, imm32` there must not count); x86 decoding falls into phase
         within a few instructions. Decodes that start inside the first instructions show where: what
-        lies before the first address they share with `stream` is dropped. Two tries, the earlier wins.
+        lies before the first address they share with `stream` is dropped. Two tries, the earlier wins;
+        the second only when the first found no index at or below `enough` (the caller needs no more).
         """
         addresses = {insn[0]: i for i, insn in enumerate(stream)}
         end = stream[-1][0] + stream[-1][1] - sec.rva
@@ -236,7 +237,7 @@ class _Analyzer:
             index = self._first_shared(sec.data[other - sec.rva : end], other, addresses)
             if index is not None:
                 best = min(best, index)
-            if best <= 4:
+            if best <= enough:
                 break
         return best
 
@@ -372,6 +373,17 @@ class _Analyzer:
                 return tag or None
         return None
 
+    def _land(
+        self, sec: CodeSection, starts: tuple[int, ...], end: int, lo: int, tries: int
+    ) -> tuple[int, list[Insn]] | None:
+        """The first decode from lo, lo + 1, ... (`tries` of them) whose instructions land on the
+        site, and where it began; None when none does."""
+        for begin in range(lo, min(lo + tries, starts[0] + 1)):
+            insns = self.decode(sec, begin, starts[0], end)
+            if insns and insns[-1][0] in starts:
+                return begin, insns
+        return None
+
     def _replay(
         self,
         sec: CodeSection,
@@ -389,18 +401,10 @@ class _Analyzer:
             i = bisect.bisect_right(self.function_starts, first_start) - 1
             if i >= 0 and self.function_starts[i] >= lo:
                 lo, known = self.function_starts[i], True
-        stream: list[Insn] | None = None
-        begin = lo
-        for attempt in range(8 if not known else 1):
-            begin = lo + attempt
-            if begin > first_start:
-                break
-            insns = self.decode(sec, begin, first_start, end)
-            if insns and insns[-1][0] in starts:
-                stream = insns
-                break
-        if stream is None:
+        landed = self._land(sec, starts, end, lo, 1 if known else 8)
+        if landed is None:
             return None
+        begin, stream = landed
         body = stream[:-1]
         site_mnemonic = stream[-1][2]
         if site_mnemonic not in ("call", "jmp"):
@@ -415,7 +419,8 @@ class _Analyzer:
         if not known and not (isinstance(value, tuple) and value[1] >= TRUSTED_FROM):
             # The first instructions may be decoded out of phase (a garbage `ret` or `mov r8d, imm32`
             # there must not count): replay from where decodes from other offsets agree.
-            first = self._sync_index(sec, stream, begin)
+            made = value[1] if isinstance(value, tuple) else -1
+            first = self._sync_index(sec, stream, begin, max(4, made))
             # A constant made at or after `first` from what came after it: a replay from `first`
             # gives the same (the machine's values carry the index of the instruction that made them).
             if first and not (isinstance(value, tuple) and value[1] >= first):
