@@ -371,14 +371,15 @@ def first_frame() -> float | None:
     return found
 
 
-def rss_over(rows: int, tmp: str, refreshes: int) -> tuple[float, float, float, int]:
-    """RSS (MiB) of the app after its first refreshes, after 10% of `refreshes`, and at the end."""
+def rss_over(rows: int, tmp: str, refreshes: int, warm_at: int = 1_000) -> tuple[float, float, float, int]:
+    """RSS (MiB) of the app after its first refreshes, after `warm_at` refreshes (the since-start
+    history buffers are full by then), and after `refreshes`."""
     c = Child(rows, 0.001, tmp)
     try:
         while c.samples() < 3:
             c.drain(0.1)
         start = c.rss_mib()
-        while c.samples() < refreshes // 10:
+        while c.samples() < warm_at:
             c.drain(0.5)
         warm = c.rss_mib()
         while c.samples() < refreshes:
@@ -395,6 +396,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer refreshes (for a smoke run)")
     parser.add_argument("--refreshes", type=int, default=10_000, help="refreshes for the RSS figure")
     parser.add_argument("--no-datatable", action="store_true", help="skip the DataTable baseline")
+    parser.add_argument("--rss-only", action="store_true", help="only the RSS figure (issue 18: growth "
+                        "between refresh 1,000 and --refreshes, goal < 0.5 MiB at 20,000)")
     parser.add_argument("--child", nargs=4, metavar=("ROWS", "INTERVAL", "COUNT_FILE", "DISTINCT"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -404,6 +407,9 @@ def main() -> None:
     quick = args.quick
     refreshes = 1_000 if quick else args.refreshes
     tmp = tempfile.mkdtemp(prefix="bench-tui-")
+    if args.rss_only:
+        print_rss(tmp, refreshes)
+        return
 
     print(f"pooltop live view, {SIZE[0]}x{SIZE[1]} terminal (a pty), CPU time per refresh")
     for rows in (5_000, 50_000):
@@ -433,9 +439,14 @@ def main() -> None:
     print("time to first frame (python -m pooltop, this machine's slab caches, 3 starts): "
           + ", ".join(f"{ff:.2f} s" if ff is not None else "not seen within 15 s" for ff in frames))
 
-    start, warm, end, done = rss_over(5_000, tmp, refreshes)
-    print(f"RSS, 5,000 rows: {start:.1f} MiB after 3 refreshes, {warm:.1f} MiB after {refreshes // 10:,}, "
-          f"{end:.1f} MiB after {done:,}")
+    print_rss(tmp, refreshes)
+
+
+def print_rss(tmp: str, refreshes: int) -> None:
+    warm_at = min(1_000, refreshes // 10)
+    start, warm, end, done = rss_over(5_000, tmp, refreshes, warm_at)
+    print(f"RSS, 5,000 rows: {start:.1f} MiB after 3 refreshes, {warm:.1f} MiB after {warm_at:,}, "
+          f"{end:.1f} MiB after {done:,} ({end - warm:+.2f} MiB from refresh {warm_at:,})")
 
 
 if __name__ == "__main__":

@@ -225,7 +225,8 @@ class HostInfo:
             os=str(obj.get("os", "")),
             os_version=str(obj.get("os_version", "")),
             arch=str(obj.get("arch", "")),
-            uptime_s=float(uptime) if isinstance(uptime, int | float) else None,
+            # NaN or infinity (JSON that is not strict) is no uptime: strict JSON writers refuse it
+            uptime_s=float(uptime) if isinstance(uptime, int | float) and math.isfinite(uptime) else None,
             build=str(obj["build"]) if obj.get("build") is not None else None,
         )
 

@@ -10,7 +10,6 @@ difference of them is taken mod 2^32; Linux has no cumulative counts, only activ
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
@@ -669,14 +668,3 @@ class Tracker:
             result = align(base, current)
         self._baseline_map = (current, result)
         return result
-
-
-def order_rows(values: Sequence[float] | npt.NDArray[np.generic], descending: bool) -> IndexArray:
-    """Stable sort order of a column (ties keep the table's previous order)."""
-    arr = np.asarray(values)
-    if descending:
-        if arr.dtype.kind in "iuf":
-            out: IndexArray = np.argsort(-arr, kind="stable")
-            return out
-        return np.argsort(arr, kind="stable")[::-1].copy()
-    return np.argsort(arr, kind="stable")

@@ -46,6 +46,8 @@ def test_snapshot_loads_no_scanner_database_or_ui() -> None:
     loaded = modules_after("snapshot", "--root", TREE, "-f", "json")
     assert "numpy" in loaded  # the counters are numpy columns
     assert not loaded & set(NEVER)
+    # writing a snapshot needs neither the readers nor the importers of foreign formats
+    assert not loaded & {"pooltop.snapshots.readers", "pooltop.importers"}
 
 
 def test_help_lines_are_the_commands_own() -> None:

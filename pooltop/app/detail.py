@@ -12,35 +12,14 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Sparkline, Static
 
+from pooltop.app.tracing import WhoView, who_text
+from pooltop.app.view import RowFacts
 from pooltop.model import Pool, human_bytes, printable
 from pooltop.native import BigPoolAllocation
 from pooltop.tagdb import OwnerCandidate
 from pooltop.tracking import LeakLevel
 
 BIG_POOL_SHOWN = 8
-
-
-@dataclass(frozen=True)
-class RowFacts:
-    """One row of the current sample, as the detail pane shows it."""
-
-    tag: str
-    pool: Pool
-    allocs: int | None  # None on Linux (no cumulative counts)
-    frees: int | None
-    diff: int
-    bytes: int
-    change_bytes: int
-    change_diff: int
-    since_baseline: bool
-    level: LeakLevel
-    score: float
-    slope: float  # bytes per second
-    ups: int
-    downs: int
-    growth: float
-    is_new: bool
-    object_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +33,7 @@ class DetailInfo:
     aliases: tuple[str, ...]
     big_pool: tuple[BigPoolAllocation, ...] | None  # None: not asked yet / still loading
     big_pool_note: str | None
+    who: WhoView | None = None  # the `w` trace of this row, if one runs or ran
 
 
 def _clean(values: Sequence[float]) -> list[float]:
@@ -75,11 +55,11 @@ class DetailPane(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static(id="detail-head")
         with Horizontal():
-            yield Static("Bytes", classes="spark-label")
+            yield Static("Bytes", classes="spark-label", id="label-bytes")
             yield Sparkline([], id="spark-bytes")
             yield Static("", id="range-bytes", classes="spark-range")
         with Horizontal():
-            yield Static("Diff", classes="spark-label")
+            yield Static("Diff", classes="spark-label", id="label-diff")
             yield Sparkline([], id="spark-diff")
             yield Static("", id="range-diff", classes="spark-range")
         yield Static(id="detail-body")
@@ -94,10 +74,15 @@ class DetailPane(VerticalScroll):
             self._spark("bytes", (), human_bytes)
             self._spark("diff", (), lambda v: f"{v:,.0f}")
             return
-        head.update(_head_text(row, info.history_seconds))
+        process = row.pool is Pool.PROCESS
+        self.query_one("#label-bytes", Static).update("Private" if process else "Bytes")
+        counted = "Handles" if row.process_os == "windows" else "Files"
+        self.query_one("#label-diff", Static).update(counted if process else "Diff")
+        head.update(_process_head_text(row, info.history_seconds) if process
+                    else _head_text(row, info.history_seconds))
         self._spark("bytes", info.history_bytes, human_bytes)
         self._spark("diff", info.history_diff, lambda v: f"{v:,.0f}")
-        body.update(_body_text(info))
+        body.update(_process_body_text(row) if process else _body_text(info))
 
     def _spark(self, name: str, values: Sequence[float], fmt: object) -> None:
         data = _clean(values)
@@ -126,19 +111,59 @@ def _head_text(row: RowFacts, seconds: float) -> Text:
     out.append("  ".join(parts))
     when = "since baseline" if row.since_baseline else "last refresh"
     out.append(f"\nchange ({when}): bytes {row.change_bytes:+,}  diff {row.change_diff:+,}")
-    out.append(f"\nleak: {row.level.label}")
-    if row.level is not LeakLevel.STABLE or row.ups:
-        out.append(
-            f" (score {row.score:.2f}; {row.ups} rises, {row.downs} falls in the window; "
-            f"growth {human_bytes(row.growth)}; trend {human_bytes(row.slope)}/s)"
-        )
+    out.append(_leak_text(row))
     if seconds > 0:
         out.append(f"\nhistory: {seconds:,.0f} s since start")
     return out
 
 
+def _count_word(row: RowFacts) -> str:
+    return "handles" if row.process_os == "windows" else "open files"
+
+
+def _leak_text(row: RowFacts) -> str:
+    text = f"\nleak: {row.level.label}"
+    if row.level is not LeakLevel.STABLE or row.ups:
+        text += (f" (score {row.score:.2f}; {row.ups} rises, {row.downs} falls in the window; "
+                 f"growth {human_bytes(row.growth)}; trend {human_bytes(row.slope)}/s)")
+    return text
+
+
+def _process_head_text(row: RowFacts, seconds: float) -> Text:
+    """A process's facts: its own memory and open files or handles, not a pool tag's."""
+    out = Text()
+    out.append(printable(row.tag), Style(bold=True))
+    out.append("  (process)")
+    if row.is_new:
+        out.append("  new since the baseline")
+    out.append("\n")
+    parts = [f"private {human_bytes(row.bytes)} ({row.bytes:,} B)"]
+    if row.rss is not None:
+        parts.append(f"RSS {human_bytes(row.rss)}")
+    parts.append(f"{_count_word(row)} {row.diff:,}")
+    out.append("  ".join(parts))
+    when = "since baseline" if row.since_baseline else "last refresh"
+    out.append(f"\nchange ({when}): private {row.change_bytes:+,} B  {_count_word(row)} {row.change_diff:+,}")
+    out.append(_leak_text(row))
+    if seconds > 0:
+        out.append(f"\nhistory: {seconds:,.0f} s since start")
+    return out
+
+
+def _process_body_text(row: RowFacts) -> Text:
+    out = Text()
+    out.append("What the figures are\n", Style(bold=True, underline=True))
+    out.append("  Private: memory only this process uses (USS; RSS minus shared pages where USS is not\n"
+               "  readable). A process whose private memory or "
+               f"{_count_word(row)} keep growing leaks in user space,\n"
+               "  not in the kernel: the header's verdict weighs both.\n")
+    return out
+
+
 def _body_text(info: DetailInfo) -> Text:
     out = Text()
+    if info.who is not None:
+        out.append_text(who_text(info.who))
     out.append("Owners\n", Style(bold=True, underline=True))
     if not info.owners_available:
         out.append("  (no tag database loaded)\n")

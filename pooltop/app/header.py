@@ -10,8 +10,6 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from rich.cells import cell_len, set_cell_size
-from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.geometry import Region
@@ -19,31 +17,11 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from pooltop.app.lines import StripFinisher
+from pooltop.app.textline import Line, format_duration, format_uptime
 from pooltop.app.view import PoolTotal
 from pooltop.model import Pool, Snapshot, Totals, human_bytes, printable
 from pooltop.processes.verdict import Verdict, VerdictKind
 from pooltop.tracking import LeakLevel
-
-
-def format_uptime(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    s = int(seconds)
-    days, s = divmod(s, 86400)
-    hours, s = divmod(s, 3600)
-    minutes, _ = divmod(s, 60)
-    return f"{days}d {hours:02d}:{minutes:02d}" if days else f"{hours}:{minutes:02d}"
-
-
-def format_duration(seconds: float) -> str:
-    if seconds < 10 and seconds != int(seconds):
-        return f"{seconds:g} s"
-    s = round(seconds)
-    if s < 120:
-        return f"{s} s"
-    if s < 7200:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
 
 
 @dataclass(frozen=True)
@@ -86,58 +64,7 @@ class HeaderInfo:
     notes: tuple[str, ...] = ()
     replay: ReplayInfo | None = None
     verdict: Verdict | None = None  # driver or application? None: no process data (replay, failure)
-
-
-class Line:
-    """One header line as (text, style) parts: cheap to build, compare and turn into a strip (a rich
-    Text would go through Textual's Content and Visual machinery for every sample's clock)."""
-
-    __slots__ = ("parts",)
-
-    def __init__(self, text: str = "", style: Style | None = None) -> None:
-        self.parts: list[tuple[str, Style | None]] = [(text, style)] if text else []
-
-    def append(self, text: str, style: Style | None = None) -> None:
-        if text:
-            self.parts.append((text, style))
-
-    @property
-    def plain(self) -> str:
-        return "".join(text for text, _ in self.parts)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Line) and self.parts == other.parts
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def to_strip(self, width: int, base: Style) -> Strip:
-        """Exactly `width` cells on the `base` style: padded, or cut with an ellipsis. Neighbouring
-        parts of one style become one segment."""
-        texts: list[str] = []
-        styles: list[Style] = []
-        used = 0
-        for text, style in self.parts:
-            size = cell_len(text)
-            seg_style = base + style if style is not None else base
-            if used + size > width:
-                text = set_cell_size(text, max(width - used - 1, 0)) + "…"
-                size = width - used
-            if styles and styles[-1] == seg_style:
-                texts[-1] += text
-            else:
-                texts.append(text)
-                styles.append(seg_style)
-            used += size
-            if used >= width:
-                break
-        if used < width:
-            if styles and styles[-1] == base:
-                texts[-1] += " " * (width - used)
-            else:
-                texts.append(" " * (width - used))
-                styles.append(base)
-        return Strip([Segment(text, style) for text, style in zip(texts, styles, strict=True)], width)
-
+    pinned: str | None = None  # the row the cursor follows (`F`)
 
 _TOTALS_WINDOWS = (("Paged", "paged_pool"), ("Nonpaged", "nonpaged_pool"))
 _TOTALS_LINUX = (("Slab", "slab"), ("Unreclaimable", "slab_unreclaimable"))
@@ -167,7 +94,6 @@ class PoolHeader(Widget):
     def __init__(self, id: str | None = None) -> None:
         super().__init__(id=id)
         self.info: HeaderInfo | None = None
-        self._lines = 1
         self._shown: list[Line] | None = None  # the lines on screen, built in show()
         # Each screen line's strip with what it was rendered from: a new sample re-renders only
         # the lines whose text changed (Widget would render the whole header for any of them).
@@ -178,20 +104,28 @@ class PoolHeader(Widget):
         self._finals: dict[int, tuple[Strip, tuple[object, ...], Strip]] = {}
 
     def show(self, info: HeaderInfo) -> None:
-        lines = self._line_count(info)
         self.info = info
         old = self._shown
-        new = self._shown = self._build(info)
-        if lines != self._lines or old is None or len(old) != len(new):
+        new = self._shown = self._wrapped(info)
+        if old is None or len(old) != len(new):
             # A new layout (the whole screen) only when the header grows or shrinks.
-            self.refresh(layout=lines != self._lines)
+            self.refresh(layout=old is None or len(old) != len(new))
         else:
             # Repaint only the lines that read differently (usually just the host line's clock).
             width = self.size.width
             for y, (before, after) in enumerate(zip(old, new, strict=True)):
                 if before != after:
                     self.refresh(Region(0, y, width, 1))
-        self._lines = lines
+
+    def _wrapped(self, info: HeaderInfo) -> list[Line]:
+        """The header's lines, each wrapped at its break points to the widget's width: at 80
+        columns every figure stays visible on a line of its own rather than cut off."""
+        width = self.size.width
+        return [part for line in self._build(info) for part in line.wrap(width)]
+
+    def on_resize(self) -> None:
+        if self.info is not None:
+            self.show(self.info)
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -223,7 +157,6 @@ class PoolHeader(Widget):
         info, shown = self.info, self._shown
         if info is None or shown is None:
             return super().render_line(y)
-        self._dirty_regions.clear()  # lines are rendered one by one below, never all at once
         width = self.size.width
         base = self._styles.get("")
         if base is None:  # the widget's own style: kept until a style update, like the parts'
@@ -239,13 +172,6 @@ class PoolHeader(Widget):
         self._strips[y] = (context, line, strip)
         return strip
 
-    @staticmethod
-    def _line_count(info: HeaderInfo) -> int:
-        snap = info.snapshot
-        return (3 + int(info.show_totals) + (len(snap.warnings) if snap is not None else 0)
-                + int(bool(info.error)) + len(info.notes) + int(info.replay is not None)
-                + int(info.verdict is not None))
-
     def _s(self, name: str) -> Style:
         style = self._styles.get(name)
         if style is None:
@@ -257,7 +183,7 @@ class PoolHeader(Widget):
         if info is None:
             return Text("pooltop: starting…")
         if self._shown is None:
-            self._shown = self._build(info)
+            self._shown = self._wrapped(info)
         text = Text("\n").join(self._as_text(line) for line in self._shown)
         text.no_wrap = True
         text.overflow = "ellipsis"
@@ -303,19 +229,26 @@ class PoolHeader(Widget):
             return out
         h = snap.host
         out.append(f" {printable(h.name)}", Style(bold=True))
+        out.brk()
         out.append(f"  {printable(h.os)} {printable(h.os_version)} {printable(h.arch)}")
+        out.brk()
         out.append("  up ", self._s("label"))
         out.append(format_uptime(h.uptime_s))
+        out.brk()
         out.append("  every ", self._s("label"))
         out.append(format_duration(info.interval_s))
         taken = snap.taken_at.astimezone(info.tz) if info.tz is not None else snap.taken_at.astimezone()
+        out.brk()
         out.append("  at ", self._s("label"))
         out.append(taken.strftime("%H:%M:%S"))
+        out.brk()
         out.append("  #", self._s("label"))
         out.append(str(info.sample_number))
         if info.slow_sample_s is not None:
+            out.brk()
             out.append(f"  (sampling took {info.slow_sample_s:.1f} s)", self._s("warning"))
         if info.paused:
+            out.brk()
             out.append("  ")
             out.append(" PAUSED ", self._s("paused"))
         return out
@@ -327,14 +260,18 @@ class PoolHeader(Widget):
         snap = info.snapshot
         if snap is not None:
             taken = snap.taken_at.astimezone(info.tz) if info.tz is not None else snap.taken_at.astimezone()
+            out.brk()
             out.append(f"  {taken:%Y-%m-%d %H:%M:%S %Z}".rstrip())
+        out.brk()
         out.append("  speed ", self._s("label"))
         if replay.speed:
             out.append(f"{replay.speed}× (samples per refresh)")
         else:
             out.append("paused")
         if replay.at_end:
+            out.brk()
             out.append("  end of the recording", self._s("dim"))
+        out.brk()
         out.append("  [ ] step  { } ten  Home End  < > speed", self._s("dim"))
         return out
 
@@ -372,6 +309,7 @@ class PoolHeader(Widget):
         def sep() -> None:
             nonlocal first
             if not first:
+                out.brk()
                 out.append("  ")
             first = False
 
@@ -405,31 +343,43 @@ class PoolHeader(Widget):
         out = Line(" ")
         out.append("Sort ", self._s("label"))
         out.append(f"{info.sort_title}{'▼' if info.descending else '▲'}")
+        out.brk()
         out.append("  Δ ", self._s("label"))
         if info.since_baseline:
             out.append(f"since baseline ({format_duration(info.baseline_age_s)})")
         else:
             out.append("per refresh")
+        out.brk()
         out.append("  Pools ", self._s("label"))
         out.append(info.pools)
         if info.filter:
+            out.brk()
             out.append("  Filter ", self._s("label"))
             out.append(printable(info.filter), Style(bold=True))
+        if info.pinned is not None:
+            out.brk()
+            out.append("  Pinned ", self._s("label"))
+            out.append(printable(info.pinned), Style(bold=True))
+        out.brk()
         out.append("  Rows ", self._s("label"))
         out.append(f"{info.shown:,}/{info.total:,}" if info.shown != info.total else f"{info.total:,}")
         for level in (LeakLevel.LEAK, LeakLevel.SUSPECT, LeakLevel.WATCH):
             count = info.leak_counts.get(level, 0)
             if count:
+                out.brk()
                 out.append("  ")
                 out.append(f"{count} {level.label}", self._s(level.label))
         if info.new_since_baseline:
+            out.brk()
             out.append(f"  *{info.new_since_baseline} new", self._s("label"))
         if info.vanished_since_baseline:
             gone = info.vanished_since_baseline
             names = ", ".join(printable(t) for t in gone[:3]) + (", …" if len(gone) > 3 else "")
+            out.brk()
             out.append(f"  {len(gone)} gone: ", self._s("label"))
             out.append(names)
         if not info.highlight:
+            out.brk()
             out.append("  highlight off", self._s("dim"))
         return out
 
@@ -440,12 +390,24 @@ class PoolHeader(Widget):
             out.append("(no rows shown)")
         for i, total in enumerate(info.totals_rows):
             if i:
+                out.brk()
                 out.append("  ")
-            noun = "caches" if total.pool is Pool.SLAB else "tags"
             out.append(f"{total.pool.short}: ", Style(bold=True))
-            out.append(f"{total.rows:,} {noun}, {human_bytes(total.bytes)}, diff {total.diff:,}")
+            if total.pool is Pool.SLAB:
+                # Bytes and Diff count active objects only; meminfo's Slab (the line above) counts
+                # whole slab pages, which is about what the caches hold.
+                out.append(f"{total.rows:,} caches, {total.diff:,} active objects in "
+                           f"{human_bytes(total.bytes)}")
+            elif total.pool is Pool.PROCESS:
+                out.append(f"{total.rows:,} processes, {human_bytes(total.bytes)} private")
+            else:
+                out.append(f"{total.rows:,} tags, {human_bytes(total.bytes)}, diff {total.diff:,}")
             if total.change_bytes:
                 style = self._s("up") if total.change_bytes > 0 else self._s("down")
                 sign = "+" if total.change_bytes > 0 else "-"
                 out.append(f" ({sign}{human_bytes(abs(total.change_bytes))})", style)
+            if total.cache_bytes is not None:
+                out.brk()
+                out.append(f"  the caches hold {human_bytes(total.cache_bytes)}, free objects included "
+                           "(≈ Slab above, which counts whole slab pages)")
         return out

@@ -12,6 +12,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from pooltop.app.columns import EXTRA_COLUMNS
 from pooltop.app.keys import specs_for
 from pooltop.model import COLUMNS
 
@@ -32,17 +33,26 @@ def help_text(symbols: bool, replay: bool = False) -> Text:
         out.append("\n")
     out.append("Also: click a column title to sort (again to reverse), double-click a row for its\n"
                "detail, Ctrl+P for the command palette.\n\n")
+    out.append("The view follows the top, as poolmon and top do: a new sort or filter shows the top\n"
+               "with the cursor (▶) on the first row, and the cursor keeps its place on screen as rows\n"
+               "re-sort. F pins the selected row: the cursor then follows it. Scrolling with the\n"
+               "mouse wheel is never undone by a refresh. Esc closes things; only q quits.\n\n")
     out.append("Columns\n", Style(bold=True, underline=True))
     title_width = max(len(c.title) for c in COLUMNS)
     for col in COLUMNS:
         out.append(f"  {col.title:<{title_width}}  ", bold)
         out.append(f"{col.help}\n")
-    out.append("  (Linux has no allocation counts: Allocs and Frees are hidden; Diff is active objects.)\n\n")
+    for col in EXTRA_COLUMNS.values():
+        out.append(f"  {col.title:<{title_width}}  ", bold)
+        out.append(f"{col.help}\n")
+    out.append("  (Linux has no allocation counts: Allocs and Frees are hidden; Diff is active objects.)\n"
+               "  (Processes (P): Private and Files or Handles in place of Bytes and Diff.)\n\n")
     out.append("Highlighting\n", Style(bold=True, underline=True))
     out.append("  Values that went up are orange, down blue (colour-blind safe); the colour fades\n"
                "  over a few seconds. A * before the tag marks a row new since the baseline.\n")
-    out.append("  Rows by leak level: watch (a few rises), suspect (mostly rising), LEAK (rising\n"
-               "  steadily by a meaningful amount); the Leak column names the level in text.\n")
+    out.append("  Rows by leak level: watch (a few rises; yellow tint), suspect (mostly rising; purple),\n"
+               "  LEAK (rising steadily by a meaningful amount; vermilion, bold); the Leak column names\n"
+               "  the level in text (watch italic, suspect bold, LEAK reversed), also without colour.\n")
     if symbols:
         out.append("  NO_COLOR is set: ▲ ▼ mark a value that went up or down this sample, △ ▽ recently.\n")
     return out

@@ -83,19 +83,23 @@ KEYS: tuple[KeySpec, ...] = (
             display="/", short="Filter", priority=True),
     KeySpec(("p",), "cycle_pools", "Pools: nonpaged / paged / both", "View"),
     KeySpec(("s",), "toggle_session", "Session pool only (Windows)", "View"),
-    KeySpec(("P",), "toggle_processes", "Processes / kernel pools in the table", "View"),
+    KeySpec(("P",), "toggle_processes", "Processes / kernel pools in the table", "View", footer=True,
+            short="Procs"),
     KeySpec(("c",), "toggle_changes", "Changes per refresh / since baseline", "View", footer=True,
             short="Δ mode"),
     KeySpec(("z",), "set_baseline", "Set the baseline to now", "View", footer=True, short="Baseline"),
     KeySpec(("e",), "toggle_totals", "Show totals of the shown rows", "View"),
     KeySpec(("l",), "toggle_highlight", "Highlight changes on / off", "View"),
     KeySpec(("enter",), "toggle_detail", "Detail of the selected row", "View", footer=True, short="Detail"),
+    KeySpec(("w",), "who", "Who allocates the selected cache: trace it live (Linux, root; again: stop)",
+            "View", footer=True, short="Who"),
     # Sampling.
     KeySpec(("space",), "toggle_pause", "Pause / resume sampling", "Sampling", footer=True, short="Pause"),
     KeySpec(("plus", "equals_sign"), "change_interval(1)", "Slower refresh (longer interval)", "Sampling",
             display="+"),
     KeySpec(("minus",), "change_interval(-1)", "Faster refresh (shorter interval)", "Sampling"),
-    KeySpec(("x",), "export", "Export the shown rows to a new file in $POOLTOP_EXPORT_DIR", "Sampling"),
+    KeySpec(("x",), "export", "Export the shown rows to a new file in $POOLTOP_EXPORT_DIR", "Sampling",
+            footer=True, short="Export"),
     # The time cursor of a replay (`pooltop view FILE`).
     KeySpec(("left_square_bracket",), "replay_step(-1)", "One sample back", "Replay", replay=True,
             footer=True, short="Back"),
@@ -116,10 +120,13 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec(("pagedown",), "page(1)", "Page down", "Move", scope="table"),
     KeySpec(("home",), "cursor_to(0)", "First row", "Move", scope="table"),
     KeySpec(("end",), "cursor_to(-1)", "Last row", "Move", scope="table"),
+    KeySpec(("F",), "pin", "Pin the selected row: the cursor follows it as rows re-sort (again: "
+            "unpin; unpinned, the cursor keeps its place on screen)", "Move"),
     # Help and leaving.
     KeySpec(("h", "question_mark"), "help", "Help", "Other", footer=True, display="h ?", short="Help"),
     KeySpec(("q",), "quit", "Quit", "Other", footer=True, short="Quit"),
-    KeySpec(("escape",), "quit_or_close", "Close the filter or detail pane; quit if none is open", "Other"),
+    KeySpec(("escape",), "close", "Close the filter box, detail pane or help; else clear the filter "
+            "(never quits)", "Other"),
 )
 
 

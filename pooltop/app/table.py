@@ -12,12 +12,8 @@ plain Segments, never markup, so a tag like "[b]" shows as typed.
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
-import numpy as np
-from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
@@ -27,179 +23,13 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from pooltop.app.cells import fit
+from pooltop.app.columns import MARKER_WIDTH, TAG_MAX_WIDTH, LaidColumn, layout_columns, title_fits
 from pooltop.app.keys import bindings
 from pooltop.app.lines import StripFinisher
-from pooltop.app.view import ALLOC_COLUMNS, COLUMN_SORT, SORT_COLUMN, TableModel
-from pooltop.model import COLUMNS, Column, ColumnKind, Pool, printable
-from pooltop.tracking import LeakLevel
-
-#: the value columns whose changes are highlighted, and the counter each shows
-_VALUE_COLUMNS = {"allocs": "allocs", "frees": "frees", "diff": "diff", "bytes": "bytes"}
-_CHANGE_COLUMNS = {"d_allocs": "allocs", "d_frees": "frees", "d_diff": "diff", "d_bytes": "bytes"}
-_LEVEL_TEXT = {LeakLevel.STABLE: "", LeakLevel.WATCH: "watch", LeakLevel.SUSPECT: "suspect",
-               LeakLevel.LEAK: "LEAK"}
-_LEVEL_CLASS = {LeakLevel.WATCH: "pool-table--watch", LeakLevel.SUSPECT: "pool-table--suspect",
-                LeakLevel.LEAK: "pool-table--leak"}
-_STATE_CLASS = {2: "pool-table--up", 1: "pool-table--up-faded", -1: "pool-table--down-faded",
-                -2: "pool-table--down"}
-_STATE_SYMBOL = {2: "▲", 1: "△", -1: "▽", -2: "▼", 0: " "}
-
-
-class _Cell(enum.Enum):
-    """How a laid-out column's cell is made (decided once per layout, not per cell)."""
-
-    TAG = enum.auto()
-    POOL = enum.auto()
-    VALUE = enum.auto()  # a counter, highlighted by how it changed
-    CHANGE = enum.auto()  # a counter's change, coloured by its sign
-    PER_ALLOC = enum.auto()
-    OWNER = enum.auto()
-    LEAK = enum.auto()
-    OTHER = enum.auto()
-
-
-# Where _row_inputs puts each value in a row's tuple.
-_IN_TAG, _IN_POOL = 0, 1
-_IN_VALUE = {"allocs": 2, "frees": 4, "diff": 6, "bytes": 8}  # each followed by its change
-_IN_STATE = {"allocs": 10, "frees": 11, "diff": 12, "bytes": 13}  # its highlight state (ChangeMemory)
-_IN_DIFF, _IN_BYTES = _IN_VALUE["diff"], _IN_VALUE["bytes"]
-_IN_LEVEL, _IN_NEW, _IN_CURSOR = 14, 15, 16
-OWNER_MIN_WIDTH = 12
-OWNER_MAX_WIDTH = 60
-TAG_MAX_WIDTH = 28
-TAG_MIN_WIDTH = 16
-MARKER_WIDTH = 1  # "*" for a row that is new since the baseline
-
-
-@dataclass(frozen=True)
-class LaidColumn:
-    column: Column
-    x: int
-    width: int
-
-    @property
-    def right(self) -> bool:
-        return self.column.kind is not ColumnKind.TEXT and self.column.kind is not ColumnKind.LEVEL
-
-
-def fit(text: str, width: int, right: bool = False) -> str:
-    """Pad or crop to exactly `width` cells (cropped text ends with an ellipsis)."""
-    if text.isascii():
-        n = len(text)
-        if n == width:
-            return text
-        if n < width:
-            return text.rjust(width) if right else text.ljust(width)
-        return text[: max(width - 1, 0)] + "…" if width else ""
-    n = cell_len(text)
-    if n <= width:
-        pad = " " * (width - n)
-        return pad + text if right else text + pad
-    return set_cell_size(text, max(width - 1, 0)) + "…" if width else ""
-
-
-def format_count(value: int, width: int, signed: bool = False) -> str:
-    """An integer in `width` cells: 1,234,567 if it fits, else 1234567, else 1.2M."""
-    if signed and value == 0:
-        return "0"
-    text = f"{value:+,}" if signed else f"{value:,}"
-    if len(text) <= width:
-        return text
-    text = f"{value:+}" if signed else str(value)
-    if len(text) <= width:
-        return text
-    v = float(abs(value))
-    sign = ("+" if value > 0 else "-") if signed else ("-" if value < 0 else "")
-    for suffix in ("K", "M", "G", "T", "P"):
-        v /= 1000
-        short = f"{sign}{v:.1f}{suffix}"
-        if len(short) <= width or suffix == "P":
-            return short if len(short) <= width else f"{sign}{v:.0f}{suffix}"
-    return text
-
-
-def _number(value: int, width: int, signed: bool = False) -> str:
-    """format_count right-aligned in `width` cells (the common case without a call)."""
-    text = f"{value:+,}" if signed else f"{value:,}"
-    if len(text) > width:
-        text = format_count(value, width, signed)
-    return text.rjust(width)
-
-
-def layout_columns(
-    width: int,
-    tag_width: int,
-    alloc_counts: bool,
-    single_pool: bool,
-    owners: bool,
-    symbols: bool,
-    per_alloc: bool = True,
-) -> list[LaidColumn]:
-    """Which columns fit in `width` cells and where: the least important (highest Column.priority)
-    go first; Owner shrinks to OWNER_MIN_WIDTH before anything is dropped and grows into spare room."""
-    tag_width = wanted_tag = min(tag_width, TAG_MAX_WIDTH)
-    chosen: list[Column] = []
-    for col in COLUMNS:
-        if col.key in ALLOC_COLUMNS and not alloc_counts:
-            continue  # Linux: /proc/slabinfo has no cumulative counts
-        if col.key == "pool" and single_pool:
-            continue
-        if col.key == "owner" and not owners:
-            continue
-        if col.key == "per_alloc" and not per_alloc:
-            continue  # processes: private bytes per handle means nothing
-        chosen.append(col)
-
-    def cell_width(col: Column) -> int:
-        if col.key == "tag":
-            return tag_width
-        if col.key == "owner":
-            return OWNER_MIN_WIDTH
-        return col.width + (1 if symbols and col.key in _VALUE_COLUMNS else 0)
-
-    def total(cols: list[Column]) -> int:
-        return MARKER_WIDTH + sum(cell_width(c) + 1 for c in cols)
-
-    # Drop the least important columns; before dropping an important one (priority <= 2), narrow
-    # long tags (slab cache names) to TAG_MIN_WIDTH.
-    while total(chosen) > width and len(chosen) > 1:
-        droppable = [c for c in chosen if c.key != "tag"]
-        if not droppable:
-            break
-        worst = max(droppable, key=lambda c: (c.priority, chosen.index(c)))
-        if worst.priority <= 2 and tag_width > TAG_MIN_WIDTH:
-            tag_width = max(TAG_MIN_WIDTH, tag_width - (total(chosen) - width))
-            continue
-        chosen.remove(worst)
-    spare = max(width - total(chosen), 0)
-    out: list[LaidColumn] = []
-    x = MARKER_WIDTH
-    for col in chosen:
-        w = cell_width(col)
-        if col.key == "owner":
-            w = min(OWNER_MAX_WIDTH, w + spare)
-        elif col.key == "tag" and tag_width < wanted_tag:
-            grow = min(spare, wanted_tag - tag_width)
-            w += grow
-            spare -= grow
-        out.append(LaidColumn(col, x, w))
-        x += w + 1
-    return out
-
-
-_CELL_KINDS = {"tag": _Cell.TAG, "pool": _Cell.POOL, "per_alloc": _Cell.PER_ALLOC, "owner": _Cell.OWNER,
-               "leak": _Cell.LEAK}
-
-
-def _cell_plan(lc: LaidColumn) -> tuple[_Cell, int, int, int]:
-    """(kind, width, input index, highlight-state index) of one laid-out column."""
-    key = lc.column.key
-    if key in _VALUE_COLUMNS:
-        counter = _VALUE_COLUMNS[key]
-        return _Cell.VALUE, lc.width, _IN_VALUE[counter], _IN_STATE[counter]
-    if key in _CHANGE_COLUMNS:
-        return _Cell.CHANGE, lc.width, _IN_VALUE[_CHANGE_COLUMNS[key]] + 1, -1
-    return _CELL_KINDS.get(key, _Cell.OTHER), lc.width, -1, -1
+from pooltop.app.rows import RowPainter, cell_plan, row_inputs
+from pooltop.app.sorting import COLUMN_SORT, SORT_COLUMN
+from pooltop.app.view import TableModel
 
 
 class PoolTable(ScrollView, can_focus=True):
@@ -214,7 +44,9 @@ class PoolTable(ScrollView, can_focus=True):
         "pool-table--watch",
         "pool-table--suspect",
         "pool-table--leak",
-        "pool-table--level-label",
+        "pool-table--label-watch",
+        "pool-table--label-suspect",
+        "pool-table--label-leak",
         "pool-table--up",
         "pool-table--up-faded",
         "pool-table--down",
@@ -264,14 +96,14 @@ class PoolTable(ScrollView, can_focus=True):
         self.fade_ns = int(fade_s * 1e9)
         self.cursor = 0
         self.selected_key: tuple[str, int] | None = None
+        self.pinned_key: tuple[str, int] | None = None  # followed across samples and sorts (`F`)
         self.empty_text = "waiting for the first sample…"
         self._columns: list[LaidColumn] = []
-        self._cells: list[tuple[_Cell, int, int, int]] = []  # _build_row's plan of self._columns
         self._layout_key: tuple[object, ...] | None = None
         self._tag_width = 4
         self._tags_seen: tuple[str, ...] | None = None
         self._rich_styles: dict[str, Style] = {}
-        self._combos: dict[tuple[LeakLevel, bool, str | None], Style] = {}
+        self._painter = RowPainter(self._style, symbols)
         # What each screen line shows now, for the view (scroll top, width, height) in _shown_key:
         # the strips (_shown) and the same after the app's line filters (_final, what the
         # compositor gets). A new sample compares line by line and repaints only the lines whose
@@ -289,28 +121,46 @@ class PoolTable(ScrollView, can_focus=True):
 
     # --- data and layout ----------------------------------------------------------------------
 
-    def data_changed(self, follow: bool = True) -> None:
-        """The model has a new sample or new settings: re-place the cursor, re-lay, repaint."""
+    def data_changed(self, reset: bool = False) -> None:
+        """The model has a new sample or new settings: re-place the cursor, re-lay, repaint.
+
+        The view follows the top, as poolmon and top do: `reset` (a new sort, filter or pool
+        choice) shows the top with the cursor on the first row; a new sample keeps the cursor's
+        position (not its row: rows re-sort under it) and never scrolls, so a wheel scroll stays.
+        Only a pinned row is followed, across samples and sorts.
+        """
         counters = self.model.counters
         if self._tags_seen is not counters.tags:
             self._tags_seen = counters.tags
             longest = max((len(t) for t in counters.tags), default=4)
             self._tag_width = max(4, min(TAG_MAX_WIDTH, longest))
-        pos = self.model.position_of(self.selected_key)
         n = len(self.model)
         old_key = self.selected_key
-        if pos is None:
-            self.cursor = min(self.cursor, max(n - 1, 0))
-            self.selected_key = self.model.row_key(self.cursor)
-        else:
-            self.cursor = pos
+        pinned = self.model.position_of(self.pinned_key) if self.pinned_key is not None else None
+        if pinned is not None:
+            self.cursor = pinned
+        elif reset:
+            self.cursor = 0
+        self.cursor = min(self.cursor, max(n - 1, 0))
+        self.selected_key = self.model.row_key(self.cursor)
         self._relayout()
-        self.virtual_size = Size(self.scrollable_content_region.width, n + 1)
-        if follow:
+        size = Size(self.scrollable_content_region.width, n + 1)
+        if size != self.virtual_size:  # a reactive: setting it runs Textual's change machinery
+            self.virtual_size = size
+        if pinned is not None:
             self._scroll_to_cursor()
+        elif reset:
+            self.scroll_to(y=0, animate=False, immediate=True)
         self._refresh_changed_lines()
         if self.selected_key != old_key:
             self.post_message(self.CursorMoved(self.selected_key))
+
+    def toggle_pin(self) -> tuple[str, int] | None:
+        """Pin the selected row (the cursor follows it across samples and sorts), or unpin; returns
+        the pinned key."""
+        self.pinned_key = None if self.pinned_key is not None else self.selected_key
+        self._refresh_changed_lines()
+        return self.pinned_key
 
     def _view(self) -> tuple[int, int, int]:
         region = self.scrollable_content_region
@@ -385,50 +235,21 @@ class PoolTable(ScrollView, can_focus=True):
         return self._finisher.apply(strip, self.app.get_line_filters(), self._finisher.box(self)[1])
 
     def _row_inputs(self, first: int, last: int) -> list[tuple[object, ...]]:
-        """For positions first..last-1: everything a row's strip shows, one tuple per row, laid out
-        as _build_row reads it (see _IN_*)."""
-        m = self.model
-        sample = m.sample
-        assert sample is not None
-        counters = sample.counters
-        changes = m.changes
-        assert changes is not None
-        rows = np.asarray(m.rows_at(first, last), dtype=np.intp)
-        row_list = rows.tolist()
-        n = len(row_list)
-        tags = counters.tags
-        cols: list[list[object]] = [[tags[r] for r in row_list], counters.pools[rows].tolist()]
-        for c in ("allocs", "frees", "diff", "bytes"):
-            cols.append(getattr(counters, c)[rows].tolist())
-            cols.append(getattr(changes, c)[rows].tolist())
-        memory = m.memory
-        if not m.settings.highlight:
-            cols.extend([[0] * n] * 4)
-        elif len(memory.when.get("bytes", ())) == len(counters):
-            cols.extend(memory.all_states(rows, self.fade_ns).tolist())  # allocs, frees, diff, bytes
-        else:  # the memory has not seen this sample's rows
-            cols.extend([self._state(c, r) for r in row_list] for c in ("allocs", "frees", "diff", "bytes"))
-        levels = sample.leak.levels
-        if len(levels) == len(counters):
-            cols.append(levels[rows].tolist())
-        else:
-            cols.append([int(m.level(r)) for r in row_list])
-        cols.append(sample.since_baseline.is_new[rows].tolist())
-        cursor = self.cursor
-        cols.append([first + i == cursor for i in range(n)])
-        return list(zip(*cols, strict=True))
+        return row_inputs(self.model, first, last, self.cursor, self.fade_ns)
 
     def _relayout(self) -> None:
         width = self.scrollable_content_region.width
         m = self.model
-        process = m.is_process
+        process = m.process_os
         key = (width, self._tag_width, m.has_alloc_counts, m.is_slab, m.owners.available, self.symbols,
-               process)
+               process, m.extra_column)
         if key != self._layout_key:
             self._layout_key = key
-            self._columns = layout_columns(width, self._tag_width, m.has_alloc_counts, m.is_slab or process,
-                                           m.owners.available, self.symbols, per_alloc=not process)
-            self._cells = [_cell_plan(lc) for lc in self._columns]
+            self._columns = layout_columns(
+                width, self._tag_width, m.has_alloc_counts, m.is_slab or process is not None,
+                m.owners.available, self.symbols, per_alloc=process is None, extra=m.extra_column,
+                process_os=process)
+            self._painter.cells = [cell_plan(lc) for lc in self._columns]
 
     @property
     def columns(self) -> list[LaidColumn]:
@@ -444,7 +265,7 @@ class PoolTable(ScrollView, can_focus=True):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._rich_styles.clear()
-        self._combos.clear()
+        self._painter.clear()
         self._shown_key = None
         self._strips.clear()
         self._strip_context = None
@@ -471,6 +292,8 @@ class PoolTable(ScrollView, can_focus=True):
         key = self.model.row_key(self.cursor)
         changed = key != self.selected_key
         self.selected_key = key
+        if self.pinned_key is not None:
+            self.pinned_key = key  # the pin moves with the cursor
         self._scroll_to_cursor()
         self._refresh_changed_lines()
         if changed:
@@ -591,7 +414,7 @@ class PoolTable(ScrollView, can_focus=True):
             title = lc.column.title
             style = base
             if lc.column.key == sorted_key:
-                title = title + arrow
+                title = title_fits(title, arrow, lc.width)
                 style = sorted_style
             segments.append(Segment(fit(title, lc.width, lc.right), style))
             segments.append(Segment(" ", base))
@@ -603,103 +426,5 @@ class PoolTable(ScrollView, can_focus=True):
     def _row_strip(self, position: int, width: int) -> Strip:
         return self._build_row(self._row_inputs(position, position + 1)[0], width)
 
-    def _build_row(self, inputs: tuple[Any, ...], width: int) -> Strip:
-        """One row's strip from its _row_inputs tuple.
-
-        The row is one string (every cell is padded to its column's width) cut into a segment
-        per run of one style: most cells share the row's style, and Textual's work per line
-        grows with its segments.
-        """
-        level = LeakLevel(inputs[_IN_LEVEL])
-        is_new = inputs[_IN_NEW]
-        cursor = inputs[_IN_CURSOR]
-        combo = self._combo
-        row_style = combo(level, cursor, None)
-        new_style = combo(level, cursor, "pool-table--new")
-        symbols = self.symbols
-        parts: list[str] = ["*" if is_new else " "]
-        marks: list[tuple[int, int, Style]] = [(0, 1, new_style)] if is_new else []
-        pos = MARKER_WIDTH
-        for kind, w, index, state_index in self._cells:
-            style = row_style
-            if kind is _Cell.VALUE:
-                value = inputs[index]
-                state = inputs[state_index]
-                if state:
-                    style = combo(level, cursor, _STATE_CLASS[state])
-                text = _number(value, w - 1) + _STATE_SYMBOL[state] if symbols else _number(value, w)
-            elif kind is _Cell.CHANGE:
-                value = inputs[index]
-                if value == 0:
-                    style = combo(level, cursor, "pool-table--zero")
-                    text = "0".rjust(w)
-                else:
-                    if self.model.settings.highlight:
-                        style = combo(level, cursor, "pool-table--up" if value > 0 else "pool-table--down")
-                    text = _number(value, w, signed=True)
-            elif kind is _Cell.TAG:
-                text = fit(printable(inputs[_IN_TAG]), w)
-                if is_new:
-                    style = new_style
-            elif kind is _Cell.PER_ALLOC:
-                diff = inputs[_IN_DIFF]
-                text = _number(inputs[_IN_BYTES] // diff if diff > 0 else 0, w)
-            elif kind is _Cell.OWNER:
-                text = fit(self.model.owners.text(inputs[_IN_TAG], inputs[_IN_POOL]), w)
-            elif kind is _Cell.LEAK:
-                text = fit(_LEVEL_TEXT[level], w)
-                if level is not LeakLevel.STABLE:
-                    style = combo(level, cursor, "pool-table--level-label")
-            elif kind is _Cell.POOL:
-                text = fit(Pool(inputs[_IN_POOL]).short, w)
-            else:  # a column added to the model later: show nothing rather than fail
-                text = " " * w
-            end = pos + len(text)
-            if style is not row_style:
-                if marks and marks[-1][1] == pos and marks[-1][2] is style:
-                    marks[-1] = (marks[-1][0], end, style)
-                else:
-                    marks.append((pos, end, style))
-            parts.append(text)
-            parts.append(" ")
-            pos = end + 1
-        line = "".join(parts)
-        used = cell_len(line) if not line.isascii() else len(line)
-        if used < width:
-            line += " " * (width - used)
-        segments: list[Segment] = []
-        last = 0
-        for start, end, style in marks:
-            if start > last:
-                segments.append(Segment(line[last:start], row_style))
-            segments.append(Segment(line[start:end], style))
-            last = end
-        if last < len(line):
-            segments.append(Segment(line[last:], row_style))
-        return Strip(segments, width).crop(0, width) if used > width else Strip(segments, width)
-
-    def _combo(self, level: LeakLevel, cursor: bool, name: str | None) -> Style:
-        """base + the row's level tint + the cursor + one cell class, computed once per style set."""
-        key = (level, cursor, name)
-        style = self._combos.get(key)
-        if style is None:
-            style = self._style("base")
-            if level is not LeakLevel.STABLE:
-                style = style + self._style(_LEVEL_CLASS[level])
-            if cursor:
-                style = style + self._style("pool-table--cursor")
-            if name is not None:
-                style = style + self._style(name)
-            self._combos[key] = style
-        return style
-
-    def _state(self, column: str, row: int) -> int:
-        memory = self.model.memory
-        when = memory.when.get(column)
-        if when is None or row >= len(when):
-            return 0
-        age = memory.now_ns - int(when[row])
-        if age > self.fade_ns:
-            return 0
-        direction = int(memory.direction[column][row])
-        return direction * (2 if age <= 0 else 1)
+    def _build_row(self, inputs: tuple[object, ...], width: int) -> Strip:
+        return self._painter.build(inputs, width, self.model.owners.text, self.model.settings.highlight)

@@ -15,40 +15,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pooltop.app.changes import ChangeMemory
+from pooltop.app.sorting import EXTRA_SOURCES, SORT_NAMES, default_descending, extra_column
 from pooltop.model import CounterSet, Pool, printable
 from pooltop.query import SORT_KEYS, compile_pattern, sort_rows, stable_head
 from pooltop.tagdb import OwnerCandidate
 from pooltop.tagdb.owners import OwnerLookup
-from pooltop.tracking import Deltas, IndexArray, LeakLevel, TrackedSample, align
-
-#: table column key -> sort name (query.SORT_KEYS plus the UI-only "pool", "owner" and "leak").
-COLUMN_SORT: dict[str, str] = {
-    "tag": "tag",
-    "pool": "pool",
-    "allocs": "allocs",
-    "d_allocs": "dallocs",
-    "frees": "frees",
-    "d_frees": "dfrees",
-    "diff": "diff",
-    "d_diff": "ddiff",
-    "bytes": "bytes",
-    "d_bytes": "dbytes",
-    "per_alloc": "peralloc",
-    "owner": "owner",
-    "leak": "leak",
-}
-SORT_COLUMN: dict[str, str] = {v: k for k, v in COLUMN_SORT.items()}
-SORT_NAMES: tuple[str, ...] = (*SORT_KEYS, "pool", "owner", "leak")
-#: the order `(` and `)` walk through the change columns
-CHANGE_SORTS: tuple[str, ...] = ("dallocs", "dfrees", "ddiff", "dbytes")
-CHANGE_OF: dict[str, str] = {"allocs": "dallocs", "frees": "dfrees", "diff": "ddiff", "bytes": "dbytes"}
-#: columns that need cumulative alloc/free counts (absent on Linux)
-ALLOC_COLUMNS = frozenset({"allocs", "d_allocs", "frees", "d_frees"})
-_TEXT_SORTS = frozenset({"tag", "pool", "owner"})
-
-def default_descending(sort: str) -> bool:
-    """Numbers largest first, names A-Z."""
-    return sort not in _TEXT_SORTS
+from pooltop.tracking import Deltas, IndexArray, LeakLevel, TrackedSample
 
 
 class PoolMode(enum.Enum):
@@ -119,78 +92,64 @@ def filter_pattern(text: str) -> re.Pattern[str] | None:
     return compile_pattern(text, case_sensitive=False)
 
 
-class ChangeMemory:
-    """When each value cell last went up or down, so highlights can fade (as PoolMonX does).
+@dataclass(frozen=True)
+class RowFacts:
+    """One row of the current sample, as the detail pane shows it."""
 
-    Kept per row of the current counters and moved along when rows appear or vanish.
-    """
+    tag: str
+    pool: Pool
+    allocs: int | None  # None on Linux (no cumulative counts)
+    frees: int | None
+    diff: int
+    bytes: int
+    change_bytes: int
+    change_diff: int
+    since_baseline: bool
+    level: LeakLevel
+    score: float
+    slope: float  # bytes per second
+    ups: int
+    downs: int
+    growth: float
+    is_new: bool
+    object_size: int | None = None
+    rss: int | None = None  # processes: resident memory
+    process_os: str | None = None  # processes: "linux" (Diff is open files) or "windows" (handles)
 
-    COLUMNS = ("allocs", "frees", "diff", "bytes")
-    NEVER = np.iinfo(np.int64).min // 2
 
-    def __init__(self) -> None:
-        self._counters: CounterSet | None = None
-        # One row per column (COLUMNS order), one column per counter row: the table reads all four
-        # columns of its visible rows with one gather.
-        self._when = np.zeros((len(self.COLUMNS), 0), dtype=np.int64)
-        self._direction = np.zeros((len(self.COLUMNS), 0), dtype=np.int8)
-        self.when: dict[str, npt.NDArray[np.int64]] = {}
-        self.direction: dict[str, npt.NDArray[np.int8]] = {}
-        self.now_ns = 0
-
-    def _views(self) -> None:
-        self.when = {c: self._when[i] for i, c in enumerate(self.COLUMNS)}
-        self.direction = {c: self._direction[i] for i, c in enumerate(self.COLUMNS)}
-
-    def update(self, sample: TrackedSample) -> None:
-        counters = sample.counters
-        n = len(counters)
-        now = sample.snapshot.monotonic_ns
-        if self._counters is None:
-            self._when = np.full((len(self.COLUMNS), n), self.NEVER, dtype=np.int64)
-            self._direction = np.zeros((len(self.COLUMNS), n), dtype=np.int8)
-            self._views()
-        elif not counters.same_keys(self._counters):
-            mapping = align(self._counters, counters)
-            present = mapping >= 0
-            safe = np.where(present, mapping, 0)
-            if self._when.shape[1]:
-                self._when = np.where(present, self._when[:, safe], self.NEVER)
-                self._direction = np.where(present, self._direction[:, safe], 0).astype(np.int8)
-            else:
-                self._when = np.full((len(self.COLUMNS), n), self.NEVER, dtype=np.int64)
-                self._direction = np.zeros((len(self.COLUMNS), n), dtype=np.int8)
-            self._views()
-        deltas = sample.interval
-        any_new = bool(deltas.is_new.any())
-        for i, c in enumerate(self.COLUMNS):
-            d: npt.NDArray[np.int64] = getattr(deltas, c)
-            changed = np.flatnonzero(d != 0)  # few rows change per sample (4x faster than on ints)
-            if any_new:
-                # A new row's whole value is its "change": the new marker says it.
-                changed = changed[~deltas.is_new[changed]]
-            if len(changed):
-                self._when[i, changed] = now
-                self._direction[i, changed] = np.sign(d[changed])
-        self._counters = counters
-        self.now_ns = now
-
-    def states(self, column: str, rows: IndexArray, fade_ns: int) -> npt.NDArray[np.int8]:
-        """For each row: +2 went up this sample, +1 went up within the fade time, 0 no change,
-        -1 / -2 the same for going down."""
-        if column not in self.when or not len(rows):
-            return np.zeros(len(rows), dtype=np.int8)
-        out: npt.NDArray[np.int8] = self.all_states(rows, fade_ns)[self.COLUMNS.index(column)]
-        return out
-
-    def all_states(self, rows: IndexArray, fade_ns: int) -> npt.NDArray[np.int8]:
-        """states() of every column (COLUMNS order) for `rows`, as a len(COLUMNS) x len(rows) array."""
-        if self._when.shape[1] == 0 or not len(rows):
-            return np.zeros((len(self.COLUMNS), len(rows)), dtype=np.int8)
-        age = self.now_ns - self._when[:, rows]
-        strength = (age <= 0).astype(np.int8) + (age <= fade_ns)
-        out: npt.NDArray[np.int8] = strength * self._direction[:, rows]
-        return out
+def row_facts(model: TableModel, key: tuple[str, int]) -> RowFacts | None:
+    """The facts of the row `key` in the model's sample (None: gone, or filtered out)."""
+    sample = model.sample
+    if sample is None or model.position_of(key) is None:
+        return None
+    counters = sample.counters
+    row = counters.index()[key]
+    changes = sample.changes(model.settings.since_baseline)
+    leak = sample.leak
+    alloc = counters.has_alloc_counts
+    size = counters.extra.get("object_size")
+    rss = counters.extra.get("rss")
+    return RowFacts(
+        tag=key[0],
+        pool=Pool(key[1]),
+        allocs=int(counters.allocs[row]) if alloc else None,
+        frees=int(counters.frees[row]) if alloc else None,
+        diff=int(counters.diff[row]),
+        bytes=int(counters.bytes[row]),
+        change_bytes=int(changes.bytes[row]),
+        change_diff=int(changes.diff[row]),
+        since_baseline=model.settings.since_baseline,
+        level=LeakLevel(int(leak.levels[row])),
+        score=float(leak.score[row]),
+        slope=leak.slope_at(row),
+        ups=int(leak.ups[row]),
+        downs=int(leak.downs[row]),
+        growth=float(leak.growth[row]),
+        is_new=bool(sample.since_baseline.is_new[row]),
+        object_size=int(size[row]) if size is not None else None,
+        rss=int(rss[row]) if rss is not None else None,
+        process_os=model.process_os,
+    )
 
 
 @dataclass(frozen=True)
@@ -200,6 +159,7 @@ class PoolTotal:
     bytes: int
     diff: int
     change_bytes: int
+    cache_bytes: int | None = None  # slab: the memory the caches hold (free objects included)
 
 
 class TableModel:
@@ -226,6 +186,9 @@ class TableModel:
         self._match_mask: npt.NDArray[np.bool_] | None = None
         self._tag_rank: npt.NDArray[np.intp] | None = None
         self._last_row: dict[tuple[str, int], int] = {}
+        #: the extra column's key and values per row (see EXTRA_SOURCES), None where there is none
+        self.extra_column: str | None = None
+        self.extra_values: npt.NDArray[np.int64] | None = None
 
     # --- inputs -------------------------------------------------------------------------------
 
@@ -237,6 +200,7 @@ class TableModel:
             self._tag_rank = None
         self.sample = sample
         self.memory.update(sample)
+        self.extra_column, self.extra_values = extra_column(counters)
         self.recompute()
 
     def set_sort(self, sort: str, descending: bool | None = None) -> None:
@@ -292,6 +256,13 @@ class TableModel:
     def is_process(self) -> bool:
         """Process rows (pooltop.processes): Tag is name[pid], Bytes private memory, Diff handles/files."""
         return self._only(Pool.PROCESS, lambda source: source.endswith("-processes"))
+
+    @property
+    def process_os(self) -> str | None:
+        """For process rows: "windows" or "linux" (their Diff is handles or open files), else None."""
+        if not self.is_process or self.sample is None:
+            return None
+        return "windows" if self.sample.snapshot.source.startswith("windows") else "linux"
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -425,6 +396,11 @@ class TableModel:
             values: npt.NDArray[Any] = self._tag_rank[rows]
         elif s.sort == "pool":
             values = counters.pools[rows].astype(np.int64)
+        elif s.sort in EXTRA_SOURCES:
+            if self.extra_column != s.sort or self.extra_values is None:
+                values = np.zeros(len(rows), dtype=np.int64)
+            else:
+                values = self.extra_values[rows]
         elif s.sort in SORT_KEYS:
             column, is_change = SORT_KEYS[s.sort]
             if is_change:
@@ -478,6 +454,8 @@ class TableModel:
                     int(counters.bytes[sel].sum()),
                     int(counters.diff[sel].sum()),
                     int(changes.bytes[sel].sum()) if changes is not None else 0,
+                    int(self.extra_values[sel].sum())
+                    if self.extra_column == "cache" and self.extra_values is not None else None,
                 )
             )
         return out

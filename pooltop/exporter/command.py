@@ -1,7 +1,7 @@
 """`pooltop serve`: a Prometheus exporter for pool tags / slab caches.
 
-Imports nothing heavy at module level: pooltop.cli imports this module to register the command on
-every run, and prometheus_client is only needed when `serve` itself runs.
+Imports nothing heavy at module level: `pooltop serve --help` loads this module, and
+prometheus_client is only needed when `serve` itself runs.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -134,13 +133,14 @@ def _parse_body_lines(data: bytes) -> SlabTable:
             continue
         head, *fields = line.rsplit(None, _DATA_FIELDS - 1)
         numbers = _slab_numbers(lineno, line, fields)
-        if len(head.split()) > 1:
+        name = head.split()
+        if len(name) > 1:
             # The name itself holds white space (a CR, say): the numbers are sound, the name cannot
             # be told apart from the columns, so this one row is left out rather than the file.
-            shown = printable(head.decode("utf-8", "replace"))
+            shown = printable(head.strip().decode("utf-8", "replace"))
             skipped.append(f"slabinfo line {lineno}: cache name '{shown}' holds white space; row left out")
             continue
-        names.append(head.decode("utf-8", "replace"))
+        names.append(name[0].decode("utf-8", "replace"))
         for col, value in zip(cols, numbers, strict=True):
             col.append(value)
     return SlabTable.from_columns(tuple(names), cols, tuple(skipped))
@@ -259,6 +259,11 @@ def read_slub_aliases(sys_root: str = "/sys") -> dict[str, tuple[str, ...]]:
     return out
 
 
+def _gethostname() -> str:
+    # gethostname(2) on Linux is uname's nodename; os.uname spares `pooltop snapshot` the socket module.
+    return os.uname().nodename
+
+
 def _read_text(path: str) -> str:
     with open(path, encoding="utf-8", errors="replace") as f:
         return f.read()
@@ -276,13 +281,13 @@ class LinuxSource(Source):
         *,
         alias_refresh_s: float = 30.0,
         monotonic_ns: Callable[[], int] = time.monotonic_ns,
-        hostname: Callable[[], str] = socket.gethostname,
+        hostname: Callable[[], str] | None = None,
     ) -> None:
         self.proc_root = proc_root
         self.sys_root = sys_root
         self._alias_refresh_ns = int(alias_refresh_s * 1e9)
         self._monotonic_ns = monotonic_ns
-        self._hostname = hostname
+        self._hostname = hostname or _gethostname
         self._aliases: dict[str, tuple[str, ...]] = {}
         self._aliases_at: int | None = None
         # Host name, kernel release and build, read again every alias_refresh_s (a live view asks

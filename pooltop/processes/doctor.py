@@ -29,6 +29,8 @@ from pooltop.processes.logs import (
     WindowsEvent,
     parse_event_xml,
     parse_kernel_log,
+    read_kernel_log,
+    read_srv_events,
     srv_pool_events,
 )
 from pooltop.processes.source import ProcessOS, ProcessSource, ScanStats, plural, process_os
@@ -439,8 +441,6 @@ def collect_samples(
 
 
 def read_log(os_name: ProcessOS) -> LogText:
-    from pooltop.processes.logs import read_kernel_log, read_srv_events
-
     return read_kernel_log() if os_name == "linux" else read_srv_events()
 
 

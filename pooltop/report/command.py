@@ -53,7 +53,8 @@ from pooltop.share.series import report_on_snapshots
     type=click.IntRange(min=10),
     default=2000,
     show_default=True,
-    help="Analyse at most this many evenly spaced samples.",
+    help="Every sample is read; more are cut into this many intervals, each keeping its last, lowest and "
+         "highest value.",
 )
 def report(
     files: tuple[str, ...],

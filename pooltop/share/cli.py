@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import click
 
-from pooltop.clikit import TAG_FILE
+from pooltop.clikit import TAG_FILE, Duration
 from pooltop.errors import PooltopError
 from pooltop.model import Snapshot, printable
 
@@ -113,21 +113,30 @@ def import_command(source: str, fmt: str, output: str | None) -> None:
               help="A pooltag.txt-format file to name tag owners. Repeatable.")
 @click.option("--root", type=click.Path(file_okay=False), default=None,
               help="Take the snapshot from a copied Linux tree (ROOT/proc, ROOT/sys).")
+@click.option("--who", "who_names", multiple=True, metavar="NAME",
+              help="Also trace who allocates from this cache (`pooltop who`, Linux, root) and add "
+                   "who-NAME.json and .txt. Repeatable.")
+@click.option("--who-duration", type=Duration(), default=30.0, show_default=True,
+              help="How long each --who trace runs.")
 def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: Sequence[str], top: int,
-           tagfiles: Sequence[str], root: str | None) -> None:
+           tagfiles: Sequence[str], root: str | None, who_names: Sequence[str] = (),
+           who_duration: float = 30.0) -> None:
     """Pack the evidence for a driver's vendor into one zip.
 
     The zip holds a snapshot (JSON and text), the leak report of --recording (text, JSON, HTML),
     host and driver facts for the suspect tags, ready-to-run commands that capture their
     allocation stacks (xperf/WPR on Windows, bpftrace/perf on Linux) and a README for the
-    recipient. Without --snapshot, the snapshot is taken now.
+    recipient. Without --snapshot, the snapshot is taken now. With --who, the kernel call sites and
+    processes that allocate from those caches, traced now (`pooltop who`).
     """
     from pooltop.report.analysis import ReportThresholds
     from pooltop.report.command import report_of_recording
-    from pooltop.share.bundle import BundleInputs, make_bundle
+    from pooltop.share.bundle import BundleInputs, BundlePart, make_bundle
     from pooltop.snapshots.readers import load_snapshot
     from pooltop.tagdb.owners import snapshot_owner_lookup
 
+    if who_names and root is not None:
+        raise click.UsageError("--who traces this machine's kernel: it cannot go with --root (another tree)")
     out_abs = os.path.abspath(output)
     for given in (recording, snapshot_ref):
         if given is not None and os.path.abspath(given.rsplit("@", 1)[0]) == out_abs:
@@ -146,6 +155,12 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
         report = report_of_recording(recording, ReportThresholds())
         with Recording(recording) as rec:
             rec_owners = rec.owners()
+    attributions: tuple[BundlePart, ...] = ()
+    who_notes: tuple[str, ...] = ()
+    if who_names:
+        from pooltop.who.command import bundle_attributions
+
+        attributions, who_notes = bundle_attributions(who_names, who_duration)
     inputs = BundleInputs(
         snapshot=snap,
         snapshot_origin=origin,
@@ -155,6 +170,9 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
         owners=snapshot_owner_lookup(snap, tagfiles),
         recording_owners=rec_owners,
         max_suspects=top,
+        warn=lambda text: click.echo(f"pooltop: warning: {text}", err=True),
+        attributions=attributions,
+        notes=who_notes,
     )
     parts = make_bundle(output, inputs)
     click.echo(f"pooltop: wrote {output} ({len(parts)} files)", err=True)

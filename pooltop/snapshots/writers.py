@@ -28,6 +28,7 @@ from pooltop.model import (
     CounterSet,
     Pool,
     Snapshot,
+    escape_surrogates,
     human_bytes,
     printable,
 )
@@ -107,7 +108,14 @@ def snapshot_to_json(
 
 
 def format_json(*args: Any, **kwargs: Any) -> str:
-    return json.dumps(snapshot_to_json(*args, **kwargs), indent=2, ensure_ascii=False) + "\n"
+    return json_text(snapshot_to_json(*args, **kwargs))
+
+
+def json_text(doc: Any) -> str:
+    """A document as pooltop writes JSON: indented, UTF-8 as is, and a lone surrogate (a name no
+    UTF-8 file can hold) as its JSON escape \\udXXX, so writing it never fails and reading it
+    back gives the same string."""
+    return escape_surrogates(json.dumps(doc, indent=2, ensure_ascii=False)) + "\n"
 
 
 def _first_owner(owners: OwnerLookup | None, tag: str, pool: Pool) -> OwnerCandidate | None:

@@ -11,7 +11,7 @@ import pytest
 from textual import events
 from textual.command import CommandPalette
 from textual.widgets import Input
-from tui_fakes import MARKUP_TAG, ODD_TAG, ScriptedSource
+from tui_fakes import MARKUP_TAG, ODD_TAG, ChurnSource, ScriptedSource
 from tui_screen import screen_text
 from tui_support import advance, build_app, settle
 
@@ -26,6 +26,14 @@ from pooltop.tracking import LeakLevel
 def tags(app: PooltopApp) -> list[str]:
     m = app.model
     return [m.counters.tags[int(i)] for i in m.order]
+
+
+def screen_rows(app: PooltopApp) -> list[str]:
+    """The table's rows as on screen (the lines after its title line)."""
+    lines = screen_text(app).splitlines()
+    title = next(i for i, line in enumerate(lines) if line.lstrip().startswith(("Tag", "Process"))
+                 and "Bytes" in line)
+    return lines[title + 1:]
 
 
 def pools(app: PooltopApp) -> set[Pool]:
@@ -365,7 +373,7 @@ async def test_enter_opens_detail_with_owners_and_big_pool(windows_app: PooltopA
         await pilot.press("down")
         await settle(pilot)
         assert "sawtooth.sys" in screen_text(windows_app)
-        # Esc closes the pane first, then quits.
+        # Esc closes the pane.
         await pilot.press("escape")
         assert not windows_app.detail.has_class("-open")
         assert windows_app.is_running
@@ -433,12 +441,29 @@ async def test_q_quits(windows_app: PooltopApp) -> None:
         assert not windows_app.is_running
 
 
-async def test_escape_quits_when_nothing_is_open(windows_app: PooltopApp) -> None:
+async def test_escape_never_quits(windows_app: PooltopApp) -> None:
+    # Issue 17: Esc closes the filter box, the detail pane and help, and clears an applied filter;
+    # pressed with nothing left to close it still never quits (q does).
     async with windows_app.run_test(size=(120, 30)) as pilot:
-        await advance(pilot, 1)
+        await advance(pilot, 2)
+        await pilot.press("slash", *"leak", "enter")
+        assert windows_app.model.settings.filter == "leak"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert windows_app.detail.has_class("-open")
         await pilot.press("escape")
-        await pilot.pause()
-        assert not windows_app.is_running
+        assert not windows_app.detail.has_class("-open")
+        assert windows_app.model.settings.filter == "leak"
+        await pilot.press("escape")
+        assert windows_app.model.settings.filter == ""
+        assert len(windows_app.model) == len(windows_app.model.counters)
+        for _ in range(3):
+            await pilot.press("escape")
+            await pilot.pause()
+        assert windows_app.is_running
+        await pilot.press("h", "escape", "escape")
+        assert not isinstance(windows_app.screen, HelpScreen)
+        assert windows_app.is_running
 
 
 async def test_header_click_sorts_and_reverses(windows_app: PooltopApp) -> None:
@@ -464,18 +489,74 @@ async def test_header_click_sorts_and_reverses(windows_app: PooltopApp) -> None:
         assert windows_app.detail.has_class("-open")
 
 
-async def test_cursor_follows_its_row_across_resorts(windows_app: PooltopApp) -> None:
-    async with windows_app.run_test(size=(140, 36)) as pilot:
+async def test_a_new_sort_shows_the_top_with_the_cursor_on_the_first_row(windows_app: PooltopApp) -> None:
+    async with windows_app.run_test(size=(140, 12)) as pilot:
         await advance(pilot, 4)
         table = windows_app.table
-        position = windows_app.model.position_of(("Io  ", 0))
-        assert position is not None
-        table.move_cursor(position)
+        await pilot.press("end")  # the cursor on the last row, the window scrolled down
+        assert table.cursor == len(windows_app.model) - 1 and table.scroll_y > 0
         await pilot.press("t")
-        assert table.selected_key == ("Io  ", 0)
+        await pilot.pause()
+        assert table.cursor == 0 and table.scroll_y == 0
+        assert table.selected_key == windows_app.model.row_key(0)
+        assert screen_rows(windows_app)[0].split()[0] == "▶" + tags(windows_app)[0].strip()  # cursor mark
+        await pilot.press("down", "down", "slash", "s", "enter")  # a filter: the top again
+        assert table.cursor == 0 and table.scroll_y == 0
+
+
+async def test_cursor_keeps_its_place_not_its_row_as_rows_resort() -> None:
+    app = build_app(source=ChurnSource())
+    async with app.run_test(size=(120, 30)) as pilot:
+        await advance(pilot, 1)
+        await pilot.press("right_parenthesis")  # dBytes: the order changes every sample
+        table = app.table
         assert table.cursor == 0
-        await pilot.press("down", "down", "end", "home", "pagedown", "pageup")
-        assert table.cursor == 0
+        tops = set()
+        for _ in range(4):  # untouched, the cursor stays on the first row whatever is there
+            await advance(pilot, 1)
+            assert table.cursor == 0 and table.selected_key == app.model.row_key(0)
+            tops.add(table.selected_key)
+        assert len(tops) > 1  # the rows really moved under it
+        await pilot.press("down", "down")
+        for _ in range(3):  # moved: it keeps that place on screen, whatever row comes there
+            await advance(pilot, 1)
+            assert table.cursor == 2 and table.selected_key == app.model.row_key(2)
+
+
+async def test_a_pinned_row_is_followed_across_samples_and_sorts() -> None:
+    app = build_app(source=ChurnSource())
+    async with app.run_test(size=(120, 30)) as pilot:
+        await advance(pilot, 1)
+        await pilot.press("right_parenthesis", "down", "down", "down")
+        table = app.table
+        key = table.selected_key
+        await pilot.press("F")
+        assert table.pinned_key == key
+        assert "Pinned " + key[0].strip() in screen_text(app)
+        for _ in range(4):
+            await advance(pilot, 1)
+            assert table.selected_key == key and table.cursor == app.model.position_of(key)
+        await pilot.press("t")
+        assert table.selected_key == key
+        await pilot.press("F")
+        assert table.pinned_key is None
+        assert "Pinned" not in screen_text(app)
+
+
+async def test_wheel_scrolling_survives_refreshes() -> None:
+    app = build_app(source=ChurnSource(rows=80))
+    async with app.run_test(size=(120, 24)) as pilot:
+        await advance(pilot, 1)
+        await pilot.press("right_parenthesis")
+        table = app.table
+        for _ in range(3):  # the mouse wheel, as the terminal reports it
+            table.post_message(events.MouseScrollDown(table, 10, 5, 0, 1, 0, False, False, False))
+        await pilot.pause()
+        scrolled = table.scroll_y
+        assert scrolled > 0
+        await advance(pilot, 3)
+        assert table.scroll_y == scrolled
+        assert table.cursor == 0  # the cursor was never moved: it stays on the first row
 
 
 async def test_markup_and_control_characters_render_literally(windows_app: PooltopApp) -> None:

@@ -7,6 +7,7 @@ test checks that case too rather than skipping it.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shlex
@@ -44,7 +45,8 @@ class Tmux:
         self.name = name
 
     def run(self, *args: str) -> str:
-        out = subprocess.run(["tmux", *args], check=True, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["tmux", "-L", self.name, *args], check=True, capture_output=True, text=True,
+                             timeout=10)
         return out.stdout
 
     def send(self, *keys: str, literal: bool = False) -> None:
@@ -53,6 +55,19 @@ class Tmux:
 
     def screen(self) -> str:
         return self.run("capture-pane", "-p", "-t", self.name)
+
+    def stable_screen(self, timeout: float = 10.0) -> str:
+        """A screen that read the same twice 0.1 s apart: not one caught while the terminal was
+        being repainted (the app writes only the lines that changed, one after the other)."""
+        deadline = time.monotonic() + timeout
+        before = self.screen()
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            now = self.screen()
+            if now == before:
+                return now
+            before = now
+        raise AssertionError(f"the screen never settled; the last was:\n{before}")
 
     def wait_for(self, predicate: Callable[[str], bool], timeout: float = 15.0) -> str:
         deadline = time.monotonic() + timeout
@@ -75,15 +90,19 @@ def start_tmux(tmp_path: Path, pooltop_args: str) -> Iterator[Tmux]:
     )
     env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "NO_COLOR")}
     env["TERM"] = "xterm-256color"
+    # A server of its own (-L): a tmux server already running on the default socket (another
+    # user's, another test's) would start the command with *its* environment, and so with another
+    # PYTHONPATH: the pooltop under test would not be this checkout's.
     subprocess.run(
-        ["tmux", "new-session", "-d", "-s", name, "-x", str(WIDTH), "-y", str(HEIGHT), command],
+        ["tmux", "-L", name, "-f", "/dev/null", "new-session", "-d", "-s", name, "-x", str(WIDTH),
+         "-y", str(HEIGHT), command],
         check=True, env=env, timeout=10,
     )
     session.exit_file = exit_file  # type: ignore[attr-defined]
     try:
         yield session
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True, timeout=10)
+        subprocess.run(["tmux", "-L", name, "kill-server"], capture_output=True, timeout=10)
 
 
 def quit_cleanly(tmux: Tmux) -> None:
@@ -143,6 +162,70 @@ def test_live_pooltop_in_tmux(tmux: Tmux) -> None:
         assert 0 < shown < total
         assert "kmalloc-" in screen.split("Filter kmalloc", 1)[1]
 
+    quit_cleanly(tmux)
+
+
+CHURN = """
+import random, socket, time
+held = []
+while True:  # a changing number of socket pairs and pipes: slab caches that move every second
+    for _ in range(random.randint(0, 300)):
+        held.append(socket.socketpair())
+    random.shuffle(held)
+    while len(held) > random.randint(0, 300):
+        for s in held.pop():
+            s.close()
+    time.sleep(0.2)
+"""
+
+
+def _count(text: str) -> float:
+    """A table number as shown: 1,234 / +1,234 / -1.2M / 0."""
+    text = text.strip().replace(",", "")
+    scale = {"K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15}.get(text[-1:], 1.0)
+    return float(text.rstrip("KMGTP")) * scale
+
+
+def table_column(screen: str, title: str) -> list[tuple[str, float]]:
+    """(first word, value) of each table row on screen, for the right-aligned column `title`."""
+    lines = screen.splitlines()
+    head = next(i for i, line in enumerate(lines) if re.search(r"\bTag", line) and "Bytes" in line)
+    match = re.search(rf"(?<![\w]){re.escape(title)}[▼▲]?(?=\s|$)", lines[head])
+    assert match, lines[head]
+    start = lines[head].rfind(" ", 0, match.start()) + 1
+    rows = []
+    for line in lines[head + 1:]:
+        cell = line[start:match.end()].strip()
+        if not cell or not re.fullmatch(r"[+-]?[\d,.]+[KMGTP]?", cell):
+            break
+        rows.append((line.split()[0], _count(cell)))
+    return rows
+
+
+@pytest.mark.skipif(not slabinfo_readable(), reason="needs root: /proc/slabinfo is unreadable")
+def test_sort_by_dbytes_under_churn_shows_the_top_changers(tmux: Tmux, tmp_path: Path) -> None:
+    """Issue 17: sorted by change, with a child churning sockets, the screen shows the top of the
+    order (cursor on the first row) refresh after refresh, largest changes first."""
+    churn = subprocess.Popen([sys.executable, "-c", CHURN])
+    try:
+        tmux.wait_for(lambda s: "Sort" in s and "#2" in s)
+        tmux.send(")", literal=True)
+        tmux.wait_for(lambda s: "Sort dBytes▼" in s)
+        seen_change = False
+        for _ in range(6):
+            time.sleep(0.6)  # a refresh every 0.5 s
+            screen = tmux.stable_screen()
+            rows = table_column(screen, "dBytes")
+            assert len(rows) > 5, screen
+            values = [v for _, v in rows]
+            # largest first (values rounded to a unit may tie), and the cursor on the first row
+            assert all(a >= b for a, b in itertools.pairwise(values)), screen
+            assert rows[0][0].startswith("▶"), screen
+            seen_change = seen_change or values[0] > 0
+        assert seen_change  # the churn moved some cache up within three seconds
+    finally:
+        churn.kill()
+        churn.wait()
     quit_cleanly(tmux)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tui_fakes import GrowingSlabSource, MiB, ScriptedProcesses, ScriptedSource, make_snapshot
 from tui_screen import screen_text
-from tui_support import advance, build_app
+from tui_support import advance, build_app, settle
 
 from pooltop.app import PooltopApp
 from pooltop.app.header import PoolHeader
@@ -103,7 +103,8 @@ async def test_p_toggles_the_table_between_pools_and_processes() -> None:
         assert app.showing_processes and app.table.model is app.process_model
         assert shown_tags(app) == ["leaky[42]", "steady[77]", "init[1]"]  # by Bytes (private), largest first
         text = screen_text(app)
-        assert "leaky[42]" in text and "Pools processes (Bytes private, Diff open files)" in text
+        assert "leaky[42]" in text and "Pools processes" in text
+        assert "Process" in text and "Private" in text and "Files" in text and "RSS" in text  # its own titles
         assert "Per Alloc" not in text and "testbox" in text  # the header still shows the system
         # The same Tracker machinery: the growing process is flagged, its change is tracked.
         m = app.model
@@ -118,7 +119,12 @@ async def test_p_toggles_the_table_between_pools_and_processes() -> None:
         await pilot.press("p")  # no pools among processes: the rows stay
         assert shown_tags(app) == ["steady[77]"]
         await pilot.press("enter")  # the detail pane: history from the process tracker
+        await settle(pilot)
         assert app.detail.has_class("-open")
+        text = screen_text(app)
+        assert "steady[77]  (process)" in text and "private 50.0 MiB" in text and "RSS 60.0 MiB" in text
+        assert "open files 30" in text and "history:" in text
+        assert "B per alloc" not in text and "pooltag.txt" not in text and "Big-pool" not in text
         await pilot.press("escape")
         await pilot.press("P")
         assert not app.showing_processes and "Leak" in shown_tags(app)

@@ -6,7 +6,8 @@ import pytest
 from tui_fakes import make_snapshot
 from tui_support import build_app
 
-from pooltop.app.table import fit, format_count, layout_columns
+from pooltop.app.cells import fit, format_count
+from pooltop.app.columns import layout_columns
 from pooltop.app.view import OwnerBook, TableModel, filter_pattern
 from pooltop.model import Pool, printable
 from pooltop.tracking import Tracker
@@ -14,7 +15,7 @@ from pooltop.tracking import Tracker
 
 def test_format_count_fits_its_width() -> None:
     assert format_count(1234567, 12) == "1,234,567"
-    assert format_count(1234567, 8) == "1234567"
+    assert format_count(1234567, 8) == "1.2M"  # never bare digits beside 1,234 (issue 17)
     assert format_count(123456789012, 8) == "123.5G"
     assert format_count(0, 8, signed=True) == "0"
     assert format_count(-1234, 8, signed=True) == "-1,234"

@@ -77,7 +77,9 @@ def make_snapshot(i: int, windows: bool = True) -> Snapshot:
     else:
         sizes = [b // max(d, 1) for b, d in zip(byts, diff, strict=True)]
         counters = CounterSet.build(tags, pools, [0] * len(tags), [0] * len(tags), diff, byts,
-                                    extra={"object_size": sizes}, has_alloc_counts=False, counter_bits=64)
+                                    extra={"object_size": sizes,
+                                           "total_objects": [d + d // 4 + 8 for d in diff]},
+                                    has_alloc_counts=False, counter_bits=64)
         host = HostInfo("testbox", "Linux", "6.8.0-test", "x86_64", uptime_s=7200 + i, build="#1 SMP")
         totals = Totals(slab=150_000_000 + 4096 * i, slab_reclaimable=100_000_000,
                         slab_unreclaimable=50_000_000 + 4096 * i, memory_total=8 << 30,
@@ -210,6 +212,43 @@ class ScriptedProcesses(Source):
 
     def big_pool_allocations(self, tag: str | None = None) -> list[BigPoolAllocation]:
         raise Unsupported("processes have no big-pool allocations")
+
+    def close(self) -> None:
+        pass
+
+
+class ChurnSource(Source):
+    """Windows rows C000, C001, ... whose byte changes re-sort every sample: in sample i row k grows
+    by 64 * ((k * 7 + i * 3) % rows) bytes, so the dBytes order is a new rotation each time."""
+
+    name = "windows-pooltag"
+
+    def __init__(self, rows: int = 40) -> None:
+        self.rows = rows
+        self.index = 0
+        self.bytes = [4096 * (k + 1) for k in range(rows)]
+
+    def sample(self) -> Snapshot:
+        i = self.index
+        self.index += 1
+        n = self.rows
+        if i:
+            self.bytes = [b + 64 * ((k * 7 + i * 3) % n) for k, b in enumerate(self.bytes)]
+        tags = [f"C{k:03d}" for k in range(n)]
+        diff = [b // 64 for b in self.bytes]
+        counters = CounterSet.build(tags, [int(Pool.NONPAGED)] * n, [d + 10 for d in diff], [10] * n,
+                                    diff, self.bytes)
+        return Snapshot(
+            source=self.name,
+            taken_at=START + dt.timedelta(seconds=i),
+            monotonic_ns=START_NS + i * 1_000_000_000,
+            host=HostInfo("churnhost", "Windows", "10.0.22631", "AMD64", uptime_s=600 + i),
+            totals=Totals(paged_pool=300_000_000, nonpaged_pool=200_000_000),
+            counters=counters,
+        )
+
+    def big_pool_allocations(self, tag: str | None = None) -> list[BigPoolAllocation]:
+        return []
 
     def close(self) -> None:
         pass

@@ -138,6 +138,33 @@ def test_html_degrades_to_text_and_json_without_matplotlib(tmp_path, monkeypatch
     assert "report.html is missing" in readme and "matplotlib" in readme
 
 
+def test_without_matplotlib_the_terminal_hears_of_the_missing_page(run, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    rec = str(tmp_path / "rec.db")
+    leaky_recording(rec)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    out = str(tmp_path / "b.zip")
+    code, _, err = run("bundle", "-o", out, "--recording", rec, "--snapshot", f"{rec}@-1")
+    assert code == 0
+    warned = [line for line in err.splitlines() if "report.html" in line]
+    assert len(warned) == 1 and warned[0].startswith("pooltop: warning: ") and "matplotlib" in warned[0]
+    assert "report.html" not in open_bundle(out)
+
+
+def test_a_tag_that_matches_nothing_is_said_on_the_terminal(run, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rec = str(tmp_path / "rec.db")
+    leaky_recording(rec)
+    out = str(tmp_path / "b.zip")
+    code, _, err = run("bundle", "-o", out, "--recording", rec, "--snapshot", f"{rec}@-1", "--tag", "nosuch",
+                       "--tag", "Lk1*")
+    assert code == 0
+    assert [line for line in err.splitlines() if "nosuch" in line] == [
+        "pooltop: warning: --tag nosuch: no such tag in the snapshot or the report; "
+        "the capture commands still name it"
+    ]
+    facts = json.loads(open_bundle(out)["facts.json"])
+    assert [s["tag"] for s in facts["suspects"]] == ["nosuch", "Lk1x"]
+
+
 def test_capture_commands_refuse_unsafe_tags_and_cap_at_four() -> None:
     win = windows_commands(["Ab&c", "Io  ", "A\\x01b", "T1", "T2", "T3", "T4"])
     cmd = win.files[0].text
