@@ -76,7 +76,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("idle", "control", "idle", 0, NORMAL, 20, note="nothing: the machine's background noise"),
     Scenario("tree_walk", "normal", "tree_walk", 0, NORMAL, 25,
              note="20,000 files created in a tree, then it and /usr walked (lstat) every 5 s"),
-    Scenario("file_churn", "normal", "file_churn", 200, NORMAL, 20, note="200 files/s created, written, deleted"),
+    Scenario("file_churn", "normal", "file_churn", 200, NORMAL, 20,
+             note="200 files/s created, written, deleted"),
     Scenario("step_held", "normal", "step_held", 0, NORMAL, 25,
              note="after 15 s, 4,000 pipes and 2,000 UDP sockets at once, then held"),
     Scenario("ramp_then_flat", "normal", "ramp_then_flat", 100, NORMAL, 40,
@@ -317,8 +318,8 @@ def run_all(args: argparse.Namespace) -> None:
         print(f"{_now()[:19]} {sc.name}: {sc.kind}, {duration:g} s ...", flush=True)
         run = record_scenario(sc, out, duration, args.interval)
         add_run(out, run)
-        print(f"{_now()[:19]} {sc.name}: recorded {run.file} ({_samples(os.path.join(out, run.file))} samples)",
-              flush=True)
+        samples = _samples(os.path.join(out, run.file))
+        print(f"{_now()[:19]} {sc.name}: recorded {run.file} ({samples} samples)", flush=True)
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ and waits for it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import shutil
@@ -114,10 +115,8 @@ def tree_walk(rate: float, workdir: str) -> None:
                 if _stop.is_set():
                     return
                 for name in files:
-                    try:
+                    with contextlib.suppress(OSError):
                         os.lstat(os.path.join(dirpath, name))
-                    except OSError:
-                        pass
         _stop.wait(5)
 
 
@@ -188,7 +187,8 @@ def tiny_wheel(folder: str) -> str:
     files = {
         f"{name}/__init__.py": "VALUE = 1\n",
         f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: pooltop-scen\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{info}/WHEEL": ("Wheel-Version: 1.0\nGenerator: pooltop-scen\nRoot-Is-Purelib: true\n"
+                          "Tag: py3-none-any\n"),
     }
     with zipfile.ZipFile(path, "w") as zf:
         for arc, text in files.items():
@@ -312,10 +312,8 @@ class Workload:
         self._log.close()
 
     def _signal_group(self, sig: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def __enter__(self) -> Workload:
         return self
