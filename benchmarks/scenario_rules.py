@@ -254,10 +254,17 @@ class Outcome:
 
 
 def _first(mask: BoolArray, times: FloatArray, start: float, timed: bool) -> float | None:
+    """Seconds from `start` to the first flag at or after it; -0.0 when the cache was already
+    flagged just before the workload began (background noise, shown as "pre"); NaN untimed."""
     hits = np.flatnonzero(mask & (times >= start - 0.5))
     if not len(hits):
         return None
-    return float(times[hits[0]] - start) if timed else math.nan
+    if not timed:
+        return math.nan
+    i = int(hits[0])
+    if times[i] <= start and i > 0 and mask[i - 1]:
+        return -0.0
+    return max(float(times[i] - start), 0.0)
 
 
 def outcome(label: dict[str, Any], rule: str, rec: Recorded, marks: Marks) -> Outcome:
@@ -299,7 +306,9 @@ def growth_lines(label: dict[str, Any], rec: Recorded, top: int = 6) -> list[str
 def _fmt_s(v: float | None) -> str:
     if v is None:
         return "-"
-    return "end" if math.isnan(v) else f"{v:.0f}s"
+    if math.isnan(v):
+        return "end"
+    return "pre" if math.copysign(1, v) < 0 else f"{v:.0f}s"
 
 
 def print_scenario(label: dict[str, Any], rec: Recorded, outs: list[Outcome], verdicts: dict[str, str]
@@ -320,7 +329,7 @@ def print_scenario(label: dict[str, Any], rec: Recorded, outs: list[Outcome], ve
 
 def _median(xs: list[float]) -> str:
     xs = [x for x in xs if not math.isnan(x)]
-    return f"{statistics.median(xs):.0f}s" if xs else "n/a"
+    return f"{statistics.median(xs) + 0.0:.0f}s" if xs else "n/a"  # + 0.0: no "-0s"
 
 
 def print_table(outcomes: list[Outcome]) -> None:
