@@ -23,6 +23,7 @@ control's alarms are printed apart: they are the shared machine's background noi
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -39,7 +40,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pooltop.model import Pool
+from pooltop.model import Pool, Snapshot
 from pooltop.record.replay import ReplaySource
 from pooltop.tracking import Tracker
 
@@ -71,7 +72,7 @@ class Recorded:
     bytes: FloatArray
     objects: FloatArray
     reclaimable: BoolArray
-    snapshots: list[Any]
+    snapshots: list[Snapshot]
 
 
 @dataclass
@@ -112,7 +113,20 @@ def load_recording(path: str, reclaim: dict[str, bool]) -> Recorded:
                 o[i, col[t]] = c.diff[j]
     times = np.array([s.taken_at.timestamp() for s in snaps])
     recl = np.array([reclaim.get(t, t.startswith("kmalloc-rcl-")) for t in tags], dtype=np.bool_)
-    return Recorded(times, tags, b, o, recl, snaps)
+    return Recorded(times, tags, b, o, recl, [_with_reclaimable(s, reclaim) for s in snaps])
+
+
+def _with_reclaimable(snap: Snapshot, reclaim: dict[str, bool]) -> Snapshot:
+    """The snapshot with the `reclaimable` column the live Linux source adds (recordings made before
+    it existed lack it), from the labels' record-time /sys/kernel/slab/*/reclaim_account."""
+    c = snap.counters
+    if "reclaimable" in c.extra:
+        return snap
+    column = np.fromiter((reclaim.get(t, t.startswith("kmalloc-rcl-")) for t in c.tags), dtype=np.int64,
+                         count=len(c.tags))
+    column.flags.writeable = False
+    counters = dataclasses.replace(c, extra={**c.extra, "reclaimable": column})
+    return dataclasses.replace(snap, counters=counters)
 
 
 # --- the rules -----------------------------------------------------------------------------------
