@@ -389,17 +389,19 @@ def evaluate(folder: str, only: list[str] | None = None) -> list[Outcome]:
     for label in labels:
         path = os.path.join(folder, label["file"])
         rec = load_recording(path, reclaim)
-        outs, verdicts = [], {}
+        outs, verdicts, failed = [], {}, []
         for rule, fn in RULES.items():
             try:
                 marks = fn(path, rec, label)
             except Exception as exc:  # one broken rule (a branch mid-change) must not hide the others
-                print(f"   {rule}: failed: {exc}")
+                failed.append(f"   {rule:16} failed: {exc}")
                 continue
             if marks.verdicts is not None:
                 verdicts = marks.verdicts
             outs.append(outcome(label, rule, rec, marks))
         print_scenario(label, rec, outs, verdicts)
+        for line in failed:
+            print(line)
         outcomes += outs
     print_table(outcomes)
     return outcomes
