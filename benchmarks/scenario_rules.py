@@ -156,8 +156,9 @@ def _truncated_copy(path: str, until_s: float, into: str) -> str:
 
 
 def report_rule(path: str, rec: Recorded, label: dict[str, Any]) -> Marks:
-    """The report on the whole recording; for a leak, with REPORT_STEP_S also on the recording cut
-    short every REPORT_STEP_S seconds after the workload started, which times the detection."""
+    """The report on the whole recording; for a leak, also on the recording cut short every
+    REPORT_STEP_S seconds after the workload started (3x that for slow leaks), which times the
+    detection to that resolution."""
     detect = np.zeros(rec.bytes.shape, dtype=np.bool_)
     leak = np.zeros(rec.bytes.shape, dtype=np.bool_)
 
@@ -172,14 +173,15 @@ def report_rule(path: str, rec: Recorded, label: dict[str, Any]) -> Marks:
     if timed:
         start = dt.datetime.fromisoformat(label["start"]).timestamp()
         with tempfile.TemporaryDirectory(prefix="pooltop-scen-cut-") as tmp:
-            cut = start + REPORT_STEP_S
+            step = REPORT_STEP_S if label["rate"] >= 50 else 3 * REPORT_STEP_S  # slow leaks: 30 s
+            cut = start + step
             while cut < rec.times[-1]:
                 row = int(np.searchsorted(rec.times, cut, side="right")) - 1
                 cut_verdicts = _report_verdicts(_truncated_copy(path, cut, tmp))
                 mark(row, cut_verdicts)
                 if all(cut_verdicts.get(t) == "leak" for t in label["targets"] if t in rec.tags):
                     break
-                cut += REPORT_STEP_S
+                cut += step
     return Marks(detect, leak, timed=timed, verdicts=verdicts)
 
 
