@@ -11,9 +11,9 @@ Rules, each giving per sample and cache whether it is flagged (and, for pooltop,
 - `top5-dDiff`: poolmon sorted by change. At each refresh the caches are ranked by the change of
   active objects since the previous refresh (dDiff); a cache is flagged once it has been among the
   5 largest positive changes at every refresh for a sustained 10 s.
-- `pal-10%`: PAL-style fixed threshold. A cache is flagged when its bytes now exceed its bytes
-  60 s earlier by more than 10% (and by at least one 4 KiB page, so a cache of a few objects that
-  gains one is not "10% growth").
+- `pal-10%`: PAL-style fixed threshold over the log. A cache is flagged from the first sample whose
+  bytes exceed the recording's first sample of it by more than 10% and by at least 64 KiB (so that
+  a cache of a few pages gaining one is not "10% growth"; 64 KiB was the old live LEAK floor).
 
 A leak scenario is found when any of its target caches (the unreclaimable ones its object grows)
 is flagged; the time to detect runs from the workload's start. A false alarm is a cache at LEAK
@@ -57,7 +57,7 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 TOP_N, TOP_SUSTAIN_S = 5, 10.0
-PAL_SHARE, PAL_WINDOW_S, PAL_MIN_BYTES = 0.10, 60.0, 4096
+PAL_SHARE, PAL_MIN_BYTES = 0.10, 64 * 1024
 FAST_TARGET_S, SLOW_TARGET_S = 60.0, 300.0
 #: the report is timed on copies of a leak's recording cut short every this many seconds (0: off)
 REPORT_STEP_S = 10.0
@@ -233,15 +233,18 @@ def top5_rule(path: str, rec: Recorded, label: dict[str, Any]) -> Marks:
 
 
 def pal_rule(path: str, rec: Recorded, label: dict[str, Any]) -> Marks:
-    flagged = np.zeros(rec.bytes.shape, dtype=np.bool_)
-    for i in range(len(rec.times)):
-        if rec.times[i] - rec.times[0] < PAL_WINDOW_S:
-            continue
-        k = int(np.searchsorted(rec.times, rec.times[i] - PAL_WINDOW_S, side="right")) - 1
-        then, now = rec.bytes[k], rec.bytes[i]
-        with np.errstate(invalid="ignore"):
-            flagged[i] = (now > then * (1 + PAL_SHARE)) & (now - then >= PAL_MIN_BYTES)
+    first = _first_valid(rec.bytes)
+    with np.errstate(invalid="ignore"):
+        flagged = (rec.bytes > first * (1 + PAL_SHARE)) & (rec.bytes - first >= PAL_MIN_BYTES)
     return Marks(flagged, flagged)
+
+
+def _first_valid(values: FloatArray) -> FloatArray:
+    """Each column's first sample that is not NaN (a cache that appeared later starts there)."""
+    valid = ~np.isnan(values)
+    rows = np.argmax(valid, axis=0)
+    out: FloatArray = values[rows, np.arange(values.shape[1])]
+    return out
 
 
 RULES: dict[str, Callable[[str, Recorded, dict[str, Any]], Marks]] = {
