@@ -118,6 +118,8 @@ class RunRecord:
     start: str  # the workload's start and end, ISO 8601 UTC
     end: str
     duration_s: float
+    #: /proc/pressure/memory "some" total (µs) when the workload started and ended: pressure stalls
+    psi_some_us: tuple[int | None, int | None] = (None, None)
     host: str = field(default_factory=socket.gethostname)
 
 
@@ -176,17 +178,29 @@ def record_scenario(sc: Scenario, out: str, duration: float, interval: float) ->
         _wait_for_samples(path, 1, recorder)
         time.sleep(LEAD_S)
         with Workload(sc.workload, sc.rate, workdir, log) as _:
-            start = _now()
+            start, psi_start = _now(), memory_stall_us()
             t0 = time.monotonic()
             time.sleep(duration)
-            end = _now()
+            end, psi_end = _now(), memory_stall_us()
             _stop_recorder(recorder)
             took = time.monotonic() - t0
     finally:
         _stop_recorder(recorder)
         shutil.rmtree(workdir, ignore_errors=True)
     return RunRecord(sc.name, sc.kind, sc.workload, sc.rate, list(sc.targets), list(sc.reclaimable), sc.note,
-                     os.path.basename(path), interval, recorder_start, start, end, round(took, 1))
+                     os.path.basename(path), interval, recorder_start, start, end, round(took, 1),
+                     (psi_start, psi_end))
+
+
+def memory_stall_us() -> int | None:
+    """The `some` total of /proc/pressure/memory (Linux 4.20+ with PSI), None where absent."""
+    try:
+        with open("/proc/pressure/memory") as fh:
+            first = fh.readline()
+    except OSError:
+        return None
+    fields = dict(kv.split("=", 1) for kv in first.split()[1:])
+    return int(fields["total"]) if "total" in fields else None
 
 
 # --- labels --------------------------------------------------------------------------------------

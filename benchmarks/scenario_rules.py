@@ -6,7 +6,8 @@ Rules, each giving per sample and cache whether it is flagged (and, for pooltop,
 - `live`: the recording replayed sample by sample through the Tracker (the live view's path);
   flagged from the first sample a cache is suspect or leak.
 - `judge`: pooltop.judge.judge_matrix on the trailing leak window (JudgeThresholds.leak_window_s,
-  what the live view keeps) at every sample, with reclaimable caches marked. Before the judge
+  what the live view keeps) at every sample, with reclaimable caches marked and memory pressure
+  judged from the window's MemAvailable and stall totals as the Tracker does. Before the judge
   exists (older branches) the Tracker's scorer, tracking.score_window, over its default window.
 - `top5-dDiff`: poolmon sorted by change. At each refresh the caches are ranked by the change of
   active objects since the previous refresh (dDiff); a cache is flagged once it has been among the
@@ -45,7 +46,7 @@ from pooltop.record.replay import ReplaySource
 from pooltop.tracking import Tracker
 
 try:
-    from pooltop.judge import JudgeThresholds, LeakLevel, judge_matrix
+    from pooltop.judge import JudgeThresholds, LeakLevel, judge_matrix, under_memory_pressure
 
     HAVE_JUDGE = True
 except ImportError:  # a branch before the judge: the Tracker's scorer stands in
@@ -72,7 +73,9 @@ class Recorded:
     bytes: FloatArray
     objects: FloatArray
     reclaimable: BoolArray
-    snapshots: list[Snapshot]
+    snapshots: list[Snapshot]  # as the live source gives them (see _as_live)
+    available: FloatArray  # MemAvailable per sample, bytes (NaN where unknown)
+    stall_us: FloatArray | None  # memory pressure stall total per sample, where known
 
 
 @dataclass
@@ -85,7 +88,7 @@ class Marks:
     verdicts: dict[str, str] | None = None
 
 
-def load_recording(path: str, reclaim: dict[str, bool]) -> Recorded:
+def load_recording(path: str, reclaim: dict[str, bool], stall_us: int | None = None) -> Recorded:
     src = ReplaySource(path)
     snaps = []
     try:
@@ -113,20 +116,39 @@ def load_recording(path: str, reclaim: dict[str, bool]) -> Recorded:
                 o[i, col[t]] = c.diff[j]
     times = np.array([s.taken_at.timestamp() for s in snaps])
     recl = np.array([reclaim.get(t, t.startswith("kmalloc-rcl-")) for t in tags], dtype=np.bool_)
-    return Recorded(times, tags, b, o, recl, [_with_reclaimable(s, reclaim) for s in snaps])
+    live = [_as_live(s, reclaim, stall_us) for s in snaps]
+    available = np.array([_number(s.totals.memory_available) for s in live])
+    stall = np.array([_number(getattr(s.totals, "memory_stall_us", None)) for s in live])
+    return Recorded(times, tags, b, o, recl, live, available, None if np.isnan(stall).all() else stall)
 
 
-def _with_reclaimable(snap: Snapshot, reclaim: dict[str, bool]) -> Snapshot:
-    """The snapshot with the `reclaimable` column the live Linux source adds (recordings made before
-    it existed lack it), from the labels' record-time /sys/kernel/slab/*/reclaim_account."""
+def _number(v: int | None) -> float:
+    return math.nan if v is None else float(v)
+
+
+def _as_live(snap: Snapshot, reclaim: dict[str, bool], stall_us: int | None) -> Snapshot:
+    """The snapshot with what the live Linux source adds and older recordings lack: the
+    `reclaimable` column (from the labels' record-time /sys/kernel/slab/*/reclaim_account) and the
+    memory stall total (from the labels' /proc/pressure/memory readings), so the Tracker judges
+    reclaimable caches and memory pressure as the live view would."""
     c = snap.counters
-    if "reclaimable" in c.extra:
-        return snap
-    column = np.fromiter((reclaim.get(t, t.startswith("kmalloc-rcl-")) for t in c.tags), dtype=np.int64,
-                         count=len(c.tags))
-    column.flags.writeable = False
-    counters = dataclasses.replace(c, extra={**c.extra, "reclaimable": column})
-    return dataclasses.replace(snap, counters=counters)
+    if "reclaimable" not in c.extra:
+        column = np.fromiter((reclaim.get(t, t.startswith("kmalloc-rcl-")) for t in c.tags), dtype=np.int64,
+                             count=len(c.tags))
+        column.flags.writeable = False
+        counters = dataclasses.replace(c, extra={**c.extra, "reclaimable": column})
+        snap = dataclasses.replace(snap, counters=counters)
+    totals = snap.totals
+    if stall_us is not None and getattr(totals, "memory_stall_us", 0) is None:
+        snap = dataclasses.replace(snap, totals=dataclasses.replace(totals, memory_stall_us=stall_us))
+    return snap
+
+
+def _stall_if_flat(label: dict[str, Any]) -> int | None:
+    """The stall total to stand in for the recording's missing one: only when it did not move
+    during the scenario (then every sample had that value); None otherwise."""
+    start, end = (label.get("psi_some_us") or (None, None))
+    return int(start) if start is not None and start == end else None
 
 
 # --- the rules -----------------------------------------------------------------------------------
@@ -204,8 +226,10 @@ def judge_rule(path: str, rec: Recorded, label: dict[str, Any]) -> Marks:
         th = JudgeThresholds()
         for i in range(len(rec.times)):
             lo = int(np.searchsorted(rec.times, rec.times[i] - th.leak_window_s))
+            stall = None if rec.stall_us is None else rec.stall_us[lo : i + 1]
+            pressure = under_memory_pressure(rec.available[lo : i + 1], stall)
             j = judge_matrix(rec.times[lo : i + 1], rec.bytes[lo : i + 1], reclaimable=rec.reclaimable,
-                             thresholds=th)
+                             under_pressure=pressure, thresholds=th)
             levels[i] = j.levels
     else:
         window = Tracker().window
@@ -270,6 +294,7 @@ class Outcome:
     leak_s: float | None  # ... to the first LEAK of a target
     per_target: dict[str, tuple[float | None, float | None]]
     false_leaks: list[str]  # caches at LEAK (flagged) in a normal or control scenario
+    false_suspects: list[str]  # caches at suspect or above (flagged) there
 
 
 def _first(mask: BoolArray, times: FloatArray, start: float, timed: bool) -> float | None:
@@ -296,10 +321,12 @@ def outcome(label: dict[str, Any], rule: str, rec: Recorded, marks: Marks) -> Ou
                            _first(marks.leak[:, j], rec.times, start, marks.timed))
     detects = [d for d, _ in per.values() if d is not None]
     leaks = [k for _, k in per.values() if k is not None]
-    false_leaks = [] if label["kind"] == "leak" else [
-        t for j, t in enumerate(rec.tags) if marks.leak[:, j].any()]
+    normal = label["kind"] != "leak"
+    false_leaks = [t for j, t in enumerate(rec.tags) if normal and marks.leak[:, j].any()]
+    false_suspects = [t for j, t in enumerate(rec.tags) if normal and marks.detect[:, j].any()]
     return Outcome(label["name"], label["kind"], label["rate"], rule, bool(detects),
-                   min(detects) if detects else None, min(leaks) if leaks else None, per, false_leaks)
+                   min(detects) if detects else None, min(leaks) if leaks else None, per, false_leaks,
+                   false_suspects)
 
 
 def growth_lines(label: dict[str, Any], rec: Recorded, top: int = 6) -> list[str]:
@@ -343,7 +370,9 @@ def print_scenario(label: dict[str, Any], rec: Recorded, outs: list[Outcome], ve
             cells = ", ".join(f"{t} {_fmt_s(d)}/{_fmt_s(k)}" for t, (d, k) in o.per_target.items())
             print(f"   {o.rule:16} {'FOUND' if o.found else 'missed':6} (suspect/leak at) {cells}")
         else:
-            print(f"   {o.rule:16} {len(o.false_leaks)} at LEAK/flagged: {', '.join(o.false_leaks) or '-'}")
+            more = f"; suspect: {', '.join(o.false_suspects)}" if o.false_suspects != o.false_leaks else ""
+            names = ", ".join(o.false_leaks) or "-"
+            print(f"   {o.rule:16} {len(o.false_leaks)} at LEAK/flagged: {names}{more}")
 
 
 def _median(xs: list[float]) -> str:
@@ -353,7 +382,7 @@ def _median(xs: list[float]) -> str:
 
 def print_table(outcomes: list[Outcome]) -> None:
     print("\nrule              recall  fast<=60s  slow<=5min  median detect fast/slow  "
-          "false LEAK (normal)  idle noise")
+          "false LEAK (normal)  idle noise  suspect+ (normal / idle)")
     for rule in RULES:
         mine = [o for o in outcomes if o.rule == rule]
         leaks = [o for o in mine if o.kind == "leak"]
@@ -370,9 +399,11 @@ def print_table(outcomes: list[Outcome]) -> None:
         times_s = [o.detect_s for o in slow if o.detect_s is not None]
         normal = sum(len(o.false_leaks) for o in mine if o.kind == "normal")
         idle = sum(len(o.false_leaks) for o in mine if o.kind == "control")
+        sus_normal = sum(len(o.false_suspects) for o in mine if o.kind == "normal")
+        sus_idle = sum(len(o.false_suspects) for o in mine if o.kind == "control")
         print(f"{rule:16} {found:>3}/{len(leaks):<3} {within(fast, FAST_TARGET_S):>9}  "
               f"{within(slow, SLOW_TARGET_S):>10}  {_median(times_f):>11} / {_median(times_s):<10} "
-              f"{normal:>10}          {idle:>5}")
+              f"{normal:>10}          {idle:>5}       {sus_normal:>5} / {sus_idle}")
     print("\nfalse alarms on normal activity (scenario: caches; * = also flagged in the idle control):")
     idle_names = {(o.rule, t) for o in outcomes if o.kind == "control" for t in o.false_leaks}
     for rule in RULES:
@@ -393,7 +424,7 @@ def evaluate(folder: str, only: list[str] | None = None) -> list[Outcome]:
     outcomes: list[Outcome] = []
     for label in labels:
         path = os.path.join(folder, label["file"])
-        rec = load_recording(path, reclaim)
+        rec = load_recording(path, reclaim, _stall_if_flat(label))
         outs, verdicts, failed = [], {}, []
         for rule, fn in RULES.items():
             try:
