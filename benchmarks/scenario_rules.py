@@ -1,8 +1,9 @@
 """Judging the recorded leak scenarios: pooltop's rules beside two naive ones, and the figures.
 
 Rules, each giving per sample and cache whether it is flagged (and, for pooltop, at LEAK):
-- `report`: `pooltop report FILE --format json --all`, the official path; one verdict per cache for
-  the whole recording, so it has no time to detect.
+- `report`: `pooltop report FILE --format json --all`, the official path; a leak is found when the
+  verdict on the whole recording says suspect or leak for a target. Its time to detect comes from
+  the same command on copies of the recording cut short every 10 s (30 s for slow leaks).
 - `live`: the recording replayed sample by sample through the Tracker (the live view's path);
   flagged from the first sample a cache is suspect or leak.
 - `judge`: pooltop.judge.judge_matrix on the trailing leak window (JudgeThresholds.leak_window_s,
@@ -321,10 +322,13 @@ def outcome(label: dict[str, Any], rule: str, rec: Recorded, marks: Marks) -> Ou
                            _first(marks.leak[:, j], rec.times, start, marks.timed))
     detects = [d for d, _ in per.values() if d is not None]
     leaks = [k for _, k in per.values() if k is not None]
+    found = bool(detects)
+    if marks.verdicts is not None:  # the report: found means its verdict on the whole recording
+        found = any(marks.verdicts.get(t) in ("suspect", "leak") for t in label["targets"])
     normal = label["kind"] != "leak"
     false_leaks = [t for j, t in enumerate(rec.tags) if normal and marks.leak[:, j].any()]
     false_suspects = [t for j, t in enumerate(rec.tags) if normal and marks.detect[:, j].any()]
-    return Outcome(label["name"], label["kind"], label["rate"], rule, bool(detects),
+    return Outcome(label["name"], label["kind"], label["rate"], rule, found,
                    min(detects) if detects else None, min(leaks) if leaks else None, per, false_leaks,
                    false_suspects)
 
