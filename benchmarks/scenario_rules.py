@@ -397,10 +397,11 @@ def print_table(outcomes: list[Outcome]) -> None:
         def within(group: list[Outcome], limit: float) -> str:
             if any(o.detect_s is not None and math.isnan(o.detect_s) for o in group):
                 return "n/a"
-            return f"{sum(o.detect_s is not None and o.detect_s <= limit for o in group)}/{len(group)}"
+            timely = sum(o.found and o.detect_s is not None and o.detect_s <= limit for o in group)
+            return f"{timely}/{len(group)}"
 
-        times_f = [o.detect_s for o in fast if o.detect_s is not None]
-        times_s = [o.detect_s for o in slow if o.detect_s is not None]
+        times_f = [o.detect_s for o in fast if o.found and o.detect_s is not None]
+        times_s = [o.detect_s for o in slow if o.found and o.detect_s is not None]
         normal = sum(len(o.false_leaks) for o in mine if o.kind == "normal")
         idle = sum(len(o.false_leaks) for o in mine if o.kind == "control")
         sus_normal = sum(len(o.false_suspects) for o in mine if o.kind == "normal")
