@@ -371,23 +371,24 @@ def first_frame() -> float | None:
     return found
 
 
-def rss_over(rows: int, tmp: str, refreshes: int, warm_at: int = 1_000) -> tuple[float, float, float, int]:
-    """RSS (MiB) of the app after its first refreshes, after `warm_at` refreshes (the since-start
-    history buffers are full by then), and after `refreshes`."""
+def rss_over(rows: int, tmp: str, refreshes: int,
+             warm_at: int = 1_000) -> tuple[float, list[tuple[int, float]]]:
+    """RSS (MiB) of the app after its first refreshes, then (refreshes, MiB) at `warm_at` (the
+    since-start history buffers are full by then), every 5,000 refreshes after it, and at the end."""
+    marks = sorted({warm_at, *range(5_000, refreshes, 5_000), refreshes})
     c = Child(rows, 0.001, tmp)
+    points: list[tuple[int, float]] = []
     try:
         while c.samples() < 3:
             c.drain(0.1)
         start = c.rss_mib()
-        while c.samples() < warm_at:
-            c.drain(0.5)
-        warm = c.rss_mib()
-        while c.samples() < refreshes:
-            c.drain(0.5)
-        end, done = c.rss_mib(), c.samples()
+        for mark in marks:
+            while c.samples() < mark:
+                c.drain(0.5)
+            points.append((c.samples(), c.rss_mib()))
     finally:
         c.close()
-    return start, warm, end, done
+    return start, points
 
 
 def main() -> None:
@@ -444,9 +445,11 @@ def main() -> None:
 
 def print_rss(tmp: str, refreshes: int) -> None:
     warm_at = min(1_000, refreshes // 10)
-    start, warm, end, done = rss_over(5_000, tmp, refreshes, warm_at)
-    print(f"RSS, 5,000 rows: {start:.1f} MiB after 3 refreshes, {warm:.1f} MiB after {warm_at:,}, "
-          f"{end:.1f} MiB after {done:,} ({end - warm:+.2f} MiB from refresh {warm_at:,})")
+    start, points = rss_over(5_000, tmp, refreshes, warm_at)
+    (warm_n, warm), (end_n, end) = points[0], points[-1]
+    print(f"RSS, 5,000 rows: {start:.1f} MiB after 3 refreshes, "
+          + ", ".join(f"{mib:.1f} MiB after {n:,}" for n, mib in points)
+          + f" ({end - warm:+.2f} MiB from refresh {warm_n:,} to {end_n:,})")
 
 
 if __name__ == "__main__":

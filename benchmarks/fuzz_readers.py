@@ -42,8 +42,8 @@ from pooltop.errors import PooltopError
 from pooltop.judge import JudgeThresholds
 from pooltop.model import CounterSet, HostInfo, Pool, Snapshot, Totals
 from pooltop.report.render import render_json, render_text
+from pooltop.report.series import build_series_report, render_single
 from pooltop.share.diff import RENDERERS, diff_snapshots
-from pooltop.share.series import build_series_report, render_single
 from pooltop.snapshots.readers import snapshots_from_bytes
 from pooltop.snapshots.writers import FORMATTERS
 

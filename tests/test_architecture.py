@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("entry", ["pooltop.cli"]),
     ("main", ["pooltop.__main__"]),
 ]
-COMMAND_MODULES = ("command", "cli", "lookup_cli", "scan_cli")
+COMMAND_MODULES = ("command", "cli")
 
 
 def module_name(path: Path) -> str:
@@ -50,7 +50,8 @@ def module_name(path: Path) -> str:
 def unit_of(module: str) -> tuple[int, str]:
     """(layer index, unit) of a pooltop module."""
     last = module.rsplit(".", 1)[-1]
-    if module.count(".") >= 2 and last in COMMAND_MODULES:
+    inside_commands = ".command." in module  # a feature's commands as a package (tagdb/command/)
+    if module.count(".") >= 2 and (last in COMMAND_MODULES or inside_commands):
         return next(i for i, (_, units) in enumerate(LAYERS) if "COMMANDS" in units), module
     best: tuple[int, str] | None = None
     for i, (_, units) in enumerate(LAYERS):

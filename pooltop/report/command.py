@@ -12,7 +12,7 @@ from pooltop.errors import PooltopError
 from pooltop.judge import JudgeThresholds
 from pooltop.record import is_recording, read_info
 from pooltop.report.render import RENDERERS, Report, build_report
-from pooltop.share.series import report_on_snapshots
+from pooltop.report.series import report_on_snapshots
 
 
 @click.command()

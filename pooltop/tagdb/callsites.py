@@ -49,23 +49,20 @@ from pooltop.tagdb.iatrefs import IatRef, iat_refs, thunk_callers
 from pooltop.tagdb.machine import MISSING, STUB, TRUSTED_FROM, UNSURE, Machine, Value
 from pooltop.tagdb.pe import CodeSection
 from pooltop.tagdb.poolapis import MASK32, POOL_APIS, PROTECTED_POOL, PoolApi
+from pooltop.tagdb.shapes import Insn, quick_tag
 from pooltop.tagdb.x86ops import (
     CANON,
-    MOVES,
-    NO_WRITE,
-    STACK_OPS,
     STOP,
     VOLATILE,
     Operand,
     clobbered,
     implicit_writes,
+    names_any,
     operands,
     writes_nothing,
 )
 
 CALL_SITE_ARCHES = ("x64", "x86")
-#: how the tag registers' writes start in capstone's operand text (32-bit form first)
-REG_PREFIXES = {"r8": ("r8d,", "r8,", "r8w,", "r8b,"), "rdx": ("edx,", "rdx,", "dx,", "dl,", "dh,")}
 
 
 @dataclass(frozen=True)
@@ -119,8 +116,6 @@ def _disassembler(arch: str) -> capstone.Cs:
     return md
 
 
-#: (address, size, mnemonic, operands), as capstone's disasm_lite gives them
-Insn = tuple[int, int, str, str]
 
 
 def _in_chunks(md: capstone.Cs, code: bytes, address: int, chunk_size: int = _CHUNK) -> Iterator[Insn]:
@@ -133,41 +128,6 @@ def _in_chunks(md: capstone.Cs, code: bytes, address: int, chunk_size: int = _CH
         if len(chunk) < chunk_size:
             return
         offset = chunk[-1][0] + chunk[-1][1] - address
-
-
-#: canonical register -> every name capstone prints for it ("rax": "rax", "eax", "ax", "al", "ah")
-_NAMES: dict[str, tuple[str, ...]] = {}
-for _name, (_canon, _bits) in CANON.items():
-    _NAMES[_canon] = (*_NAMES.get(_canon, ()), _name)
-
-
-def _names_any(op_str: str, registers: set[str]) -> bool:
-    """Whether operand text may mention one of `registers` (a substring test: it may say yes wrongly)."""
-    return any(name in op_str for canon in registers for name in _NAMES[canon])
-
-
-def _register_constant(body: list[Insn], before: int, canon: str) -> Value:
-    """What the machine holds in register `canon` at body[before], when its last write there is
-    `mov reg32, imm32` and nothing after it can touch the register (as (constant, index)); UNSURE
-    for anything else, which the machine then replays."""
-    names = _NAMES[canon]
-    for index in range(before - 1, -1, -1):
-        _address, _size, mnemonic, op_str = body[index]
-        if (
-            mnemonic in STOP
-            or mnemonic in ("call", "xchg", "xadd")
-            or (mnemonic.startswith(STACK_OPS) and mnemonic != "push")  # leave, popad, enter: clobber
-            or canon in implicit_writes(mnemonic)
-        ):
-            return UNSURE
-        if mnemonic in NO_WRITE or op_str.split(", ", 1)[0] not in names:
-            continue  # writes another register or memory (or nothing)
-        if mnemonic == "mov":
-            ops = operands(op_str)
-            if ops[0][2] == 32 and ops[1][0] == "i":
-                return (ops[1][1] & MASK32, index)
-        return UNSURE
-    return UNSURE
 
 
 def _last_register_branch_end(code: bytes) -> int:
@@ -215,13 +175,14 @@ class _Analyzer:
                 return out[: i + 2]
         return out[:1]
 
-    def _sync_index(self, sec: CodeSection, stream: list[Insn], begin: int) -> int:
+    def _sync_index(self, sec: CodeSection, stream: list[Insn], begin: int, enough: int = 4) -> int:
         """Index of the first instruction of `stream` that decodes from other offsets agree on.
 
         The window starts at an arbitrary byte, so its first instructions may be decoded out of phase
         (and a garbage `ret` or `mov r8d, imm32` there must not count); x86 decoding falls into phase
         within a few instructions. Decodes that start inside the first instructions show where: what
-        lies before the first address they share with `stream` is dropped. Two tries, the earlier wins.
+        lies before the first address they share with `stream` is dropped. Two tries, the earlier wins;
+        the second only when the first found no index at or below `enough` (the caller needs no more).
         """
         addresses = {insn[0]: i for i, insn in enumerate(stream)}
         end = stream[-1][0] + stream[-1][1] - sec.rva
@@ -236,7 +197,7 @@ class _Analyzer:
             index = self._first_shared(sec.data[other - sec.rva : end], other, addresses)
             if index is not None:
                 best = min(best, index)
-            if best <= 4:
+            if best <= enough:
                 break
         return best
 
@@ -313,7 +274,7 @@ class _Analyzer:
                 if mnemonic != "mov" or not op_str.startswith(ref.reg + ","):
                     return []  # the pattern matched inside another instruction
                 continue
-            if mnemonic not in ("call", "jmp") and not _names_any(op_str, holders):
+            if mnemonic not in ("call", "jmp") and not names_any(op_str, holders):
                 # neither reads nor writes a holder by name (most of a function): only what it
                 # writes implicitly can matter (what _update_holders does for such an instruction)
                 if mnemonic in STOP:
@@ -372,6 +333,17 @@ class _Analyzer:
                 return tag or None
         return None
 
+    def _land(
+        self, sec: CodeSection, starts: tuple[int, ...], end: int, lo: int, tries: int
+    ) -> tuple[int, list[Insn]] | None:
+        """The first decode from lo, lo + 1, ... (`tries` of them) whose instructions land on the
+        site, and where it began; None when none does."""
+        for begin in range(lo, min(lo + tries, starts[0] + 1)):
+            insns = self.decode(sec, begin, starts[0], end)
+            if insns and insns[-1][0] in starts:
+                return begin, insns
+        return None
+
     def _replay(
         self,
         sec: CodeSection,
@@ -389,18 +361,10 @@ class _Analyzer:
             i = bisect.bisect_right(self.function_starts, first_start) - 1
             if i >= 0 and self.function_starts[i] >= lo:
                 lo, known = self.function_starts[i], True
-        stream: list[Insn] | None = None
-        begin = lo
-        for attempt in range(8 if not known else 1):
-            begin = lo + attempt
-            if begin > first_start:
-                break
-            insns = self.decode(sec, begin, first_start, end)
-            if insns and insns[-1][0] in starts:
-                stream = insns
-                break
-        if stream is None:
+        landed = self._land(sec, starts, end, lo, 1 if known else 8)
+        if landed is None:
             return None
+        begin, stream = landed
         body = stream[:-1]
         site_mnemonic = stream[-1][2]
         if site_mnemonic not in ("call", "jmp"):
@@ -409,13 +373,14 @@ class _Analyzer:
             # `jmp [IAT]` right after padding or another stub: an import stub no code calls
             # (import libraries emit one per function even when dllimport calls bypass it)
             return STUB
-        value = self._quick(body, api, tail)
+        value = quick_tag(self.arch, body, api, tail)
         if value is UNSURE:
             value = self._simulate(body, 0, known, api, tail, site_apis)
         if not known and not (isinstance(value, tuple) and value[1] >= TRUSTED_FROM):
             # The first instructions may be decoded out of phase (a garbage `ret` or `mov r8d, imm32`
             # there must not count): replay from where decodes from other offsets agree.
-            first = self._sync_index(sec, stream, begin)
+            made = value[1] if isinstance(value, tuple) else -1
+            first = self._sync_index(sec, stream, begin, max(4, made))
             # A constant made at or after `first` from what came after it: a replay from `first`
             # gives the same (the machine's values carry the index of the instruction that made them).
             if first and not (isinstance(value, tuple) and value[1] >= first):
@@ -425,53 +390,6 @@ class _Analyzer:
         if isinstance(value, tuple):
             return int(value[0])
         return value
-
-    def _quick(self, body: list[Insn], api: PoolApi, tail: bool) -> Value:
-        """The common shapes without the abstract machine: on x64 the last write to the tag register
-        is `mov r8d, imm32` (or `mov r8d, reg32` after `mov reg32, imm32`); on x86 the tag's push is
-        among the pushes right before the call (of an imm32, or of a register set so). UNSURE when
-        the shape is anything else. What it returns is what the machine would (index included)."""
-        if self.arch == "x64":
-            return self._quick_x64(body, api)
-        return UNSURE if tail else self._quick_x86(body, api)
-
-    def _quick_x64(self, body: list[Insn], api: PoolApi) -> Value:
-        prefixes = REG_PREFIXES[api.x64_tag_reg]
-        implicit = api.x64_tag_reg
-        for index in range(len(body) - 1, -1, -1):
-            _address, _size, mnemonic, op_str = body[index]
-            if mnemonic in STOP or mnemonic == "call":
-                return UNSURE
-            if op_str.startswith(prefixes) and mnemonic not in NO_WRITE:
-                if mnemonic == "mov" and op_str.startswith(prefixes[0]):
-                    operand = operands(op_str)[1]
-                    if operand[0] == "i":
-                        return (operand[1] & MASK32, index)
-                    if operand[0] == "r" and operand[2] == 32:
-                        return _register_constant(body, index, operand[1])
-                return UNSURE
-            if mnemonic in ("xchg", "xadd") or (
-                mnemonic not in MOVES and implicit in implicit_writes(mnemonic)
-            ):
-                return UNSURE
-        return UNSURE
-
-    def _quick_x86(self, body: list[Insn], api: PoolApi) -> Value:
-        wanted = api.x86_tag_slot  # pushes back from the call
-        for index in range(len(body) - 1, -1, -1):
-            _address, _size, mnemonic, op_str = body[index]
-            if mnemonic == "push":
-                if wanted == 0:
-                    operand = operands(op_str)
-                    if len(operand) == 1 and operand[0][0] == "i":
-                        return (operand[0][1] & MASK32, index)
-                    if len(operand) == 1 and operand[0][0] == "r" and operand[0][2] == 32:
-                        return _register_constant(body, index, operand[0][1])
-                    return UNSURE
-                wanted -= 1
-            elif mnemonic in STOP or mnemonic.startswith(STACK_OPS) or mnemonic == "call" or "sp" in op_str:
-                return UNSURE  # pushfd, pop, leave, sub esp: the count of pushes no longer tells
-        return UNSURE
 
     def _simulate(
         self, body: list[Insn], first: int, known: bool, api: PoolApi, tail: bool,
