@@ -33,6 +33,7 @@ class Criteria:
     #: under noise larger than what it adds in a suspect window
     lately_sustained: BoolArray
     sustained: BoolArray  # every third did
+    leak_fit: BoolArray  # a straight line explains enough of it (computed where all else says leak)
     capped: BoolArray  # reclaimable and no memory pressure: at most watch
     exempt: BoolArray  # not judged at all (pooltop's own process)
     min_leak_growth: FloatArray  # bytes a leak needs, per row
@@ -61,7 +62,7 @@ def criteria(ev: Evidence, th: JudgeThresholds, under_pressure: bool,
 
     # A counter sampled every second has samples spanning a hair under the window the live view
     # keeps; allow one part in a thousand.
-    return Criteria(
+    c = Criteria(
         enough_samples=ev.samples >= th.min_samples,
         growing=growing,
         long_enough_to_suspect=spread(span >= th.suspect_window_s * 0.999),
@@ -78,7 +79,15 @@ def criteria(ev: Evidence, th: JudgeThresholds, under_pressure: bool,
         capped=ev.reclaimable & (not under_pressure),
         exempt=np.zeros(n, dtype=np.bool_) if exempt is None else np.asarray(exempt, dtype=np.bool_),
         min_leak_growth=spread(min_leak, np.float64),
+        leak_fit=np.zeros(n, dtype=np.bool_),
     )
+    # The fit costs a robust line per row: only for the rows every other test calls a leak.
+    rest = np.flatnonzero(c.enough_samples & c.growing & c.long_enough_to_suspect & c.suspect_growth
+                          & c.suspect_steady & c.lately_sustained & c.long_enough_to_leak & c.leak_growth
+                          & c.leak_steady & c.sustained)
+    if len(rest):
+        c.leak_fit[rest] = ev.trend.fits(rest) >= th.leak_min_fit
+    return c
 
 
 def _lately(ev: Evidence, rows: IndexArray, th: JudgeThresholds) -> BoolArray:
@@ -107,7 +116,7 @@ def decide(c: Criteria) -> npt.NDArray[np.int8]:
     leak: suspect over the whole leak window, by more, steadier, in every third of it."""
     watch = c.enough_samples & c.growing
     suspect = watch & c.long_enough_to_suspect & c.suspect_growth & c.suspect_steady & c.lately_sustained
-    leak = suspect & c.long_enough_to_leak & c.leak_growth & c.leak_steady & c.sustained
+    leak = suspect & c.long_enough_to_leak & c.leak_growth & c.leak_steady & c.sustained & c.leak_fit
     # Each level needs the one below, so the level is how many of the three hold.
     levels = watch.astype(np.int8)
     levels += suspect

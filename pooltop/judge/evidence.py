@@ -52,6 +52,13 @@ class TrendPoints:
         i = self.column(row)
         return 0.0 if i is None else float(theil_sen_slopes(self.times, self.values[:, i : i + 1])[0])
 
+    def fits(self, rows: IndexArray) -> FloatArray:
+        """R^2 of the robust line of each of `rows` (all candidates)."""
+        cols = np.searchsorted(self.rows, rows)
+        values = self.values[:, cols]
+        out: FloatArray = robust_r2(self.times, values, theil_sen_slopes(self.times, values))
+        return out
+
     def r2_at(self, row: int) -> float:
         i = self.column(row)
         if i is None:

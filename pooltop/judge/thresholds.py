@@ -64,6 +64,9 @@ class JudgeThresholds:
     #: with time, robust to outliers and to quiet intervals; noise sits near 0.5
     suspect_rising_share: float = 0.65
     leak_rising_share: float = 0.75
+    #: how much of a leak's variance its robust straight line must explain (R^2): a leak is steady;
+    #: growth made of spikes (other workloads on a busy machine) is not, even when each third rises
+    leak_min_fit: float = 0.7
     #: each third of the series must add at least this share of the growth to be a leak (a step,
     #: a warm-up or a burst puts its growth in one or two thirds); the last third must add this
     #: much for a counter to be "still growing at the end", which suspect needs

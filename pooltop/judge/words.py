@@ -63,6 +63,9 @@ def _held_back(row: int, level: LeakLevel, ev: Evidence, c: Criteria, th: JudgeT
     if level == LeakLevel.SUSPECT and not c.sustained[row]:
         grew = int((ev.thirds[row] >= th.min_third_share * ev.growth[row]).sum())
         out.append(f"grew in {grew} of 3 thirds of its time (a step, burst or warm-up?)")
+    elif level == LeakLevel.SUSPECT and c.long_enough_to_leak[row] and not c.leak_fit[row] \
+            and c.leak_growth[row] and c.leak_steady[row]:
+        out.append(f"too uneven for a leak: a line must explain {th.leak_min_fit:.0%} of it")
     return out
 
 
