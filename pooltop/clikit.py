@@ -162,6 +162,8 @@ def judge_options(command: Callable[..., None]) -> Callable[..., None]:
         click.option("--min-growth", type=Size(), default=None,
                      help=f"Growth a leak verdict needs (default {d.leak_min_growth_bytes // 1024}K, or "
                           f"{d.leak_min_growth_share:.0%} of the starting size)."),
+        click.option("--min-fit", type=click.FloatRange(0, 1), default=None,
+                     help=f"R^2 of the trend line a leak verdict needs (default {d.leak_min_fit})."),
         click.option("--min-up", type=click.FloatRange(0, 1), default=None,
                      help=f"Share of changes that must be increases for a leak (default "
                           f"{d.leak_monotony})."),
@@ -169,9 +171,11 @@ def judge_options(command: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(command)
     def with_thresholds(*args: Any, leak_window: float | None, suspect_window: float | None,
-                        min_growth: int | None, min_up: float | None, **kwargs: Any) -> None:
+                        min_growth: int | None, min_fit: float | None, min_up: float | None,
+                        **kwargs: Any) -> None:
         given: dict[str, Any] = {"leak_window_s": leak_window, "suspect_window_s": suspect_window,
-                 "leak_min_growth_bytes": min_growth, "leak_monotony": min_up}
+                                 "leak_min_growth_bytes": min_growth, "leak_min_fit": min_fit,
+                                 "leak_monotony": min_up}
         chosen: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
         if leak_window is not None and suspect_window is None:
             chosen["suspect_window_s"] = min(d.suspect_window_s, leak_window)

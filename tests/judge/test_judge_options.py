@@ -24,7 +24,7 @@ def test_every_judging_command_has_the_windows(capsys: pytest.CaptureFixture[str
     code, out, _ = run(capsys, *command, "--help")
     assert code == 0
     out = " ".join(out.split())  # click wraps the help
-    for option in ("--leak-window", "--suspect-window", "--min-growth", "--min-up"):
+    for option in ("--leak-window", "--suspect-window", "--min-growth", "--min-fit", "--min-up"):
         assert option in out
     assert "(default 3 min)" in out and "%%" not in out and "1% of the starting size" in out
 
@@ -45,6 +45,7 @@ def test_report_windows_change_the_verdict(capsys: pytest.CaptureFixture[str],
     assert verdict() == "suspect"  # younger than the default 3-minute leak window
     assert verdict("--leak-window", "90s") == "leak"
     assert verdict("--leak-window", "90s", "--min-growth", "1G") == "suspect"
+    assert verdict("--leak-window", "90s", "--min-fit", "1") == "suspect"
 
 
 @pytest.mark.parametrize("args", [["--leak-window", "0"], ["--suspect-window", "5m", "--leak-window", "1m"],
