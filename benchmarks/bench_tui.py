@@ -192,7 +192,7 @@ def tracked(rows: int, count: int) -> tuple[list[TrackedSample], float]:
     leak window is full (the child's steady state)."""
     source = SyntheticSource(rows)
     tracker = Tracker()
-    warm = tracker.window + 5
+    warm = int(tracker.thresholds.leak_window_s) + 5
     snaps = [source.sample() for _ in range(warm + count)]
     out = [tracker.update(s) for s in snaps[:warm]]
     t0 = time.process_time()
@@ -205,7 +205,7 @@ def replay_tracker_ms(rows: int, count: int = 60) -> float:
     """The tracker's CPU ms per update on the very snapshots the child replays, window full."""
     source = ReplaySource(rows)
     tracker = Tracker()
-    for _ in range(tracker.window + 5):
+    for _ in range(int(tracker.thresholds.leak_window_s) + 5):
         tracker.update(source.sample())
     snaps = [source.sample() for _ in range(count)]
     t0 = time.process_time()
@@ -371,23 +371,24 @@ def first_frame() -> float | None:
     return found
 
 
-def rss_over(rows: int, tmp: str, refreshes: int, warm_at: int = 1_000) -> tuple[float, float, float, int]:
-    """RSS (MiB) of the app after its first refreshes, after `warm_at` refreshes (the since-start
-    history buffers are full by then), and after `refreshes`."""
+def rss_over(rows: int, tmp: str, refreshes: int,
+             warm_at: int = 1_000) -> tuple[float, list[tuple[int, float]]]:
+    """RSS (MiB) of the app after its first refreshes, then (refreshes, MiB) at `warm_at` (the
+    since-start history buffers are full by then), every 5,000 refreshes after it, and at the end."""
+    marks = sorted({warm_at, *range(5_000, refreshes, 5_000), refreshes})
     c = Child(rows, 0.001, tmp)
+    points: list[tuple[int, float]] = []
     try:
         while c.samples() < 3:
             c.drain(0.1)
         start = c.rss_mib()
-        while c.samples() < warm_at:
-            c.drain(0.5)
-        warm = c.rss_mib()
-        while c.samples() < refreshes:
-            c.drain(0.5)
-        end, done = c.rss_mib(), c.samples()
+        for mark in marks:
+            while c.samples() < mark:
+                c.drain(0.5)
+            points.append((c.samples(), c.rss_mib()))
     finally:
         c.close()
-    return start, warm, end, done
+    return start, points
 
 
 def main() -> None:
@@ -444,9 +445,11 @@ def main() -> None:
 
 def print_rss(tmp: str, refreshes: int) -> None:
     warm_at = min(1_000, refreshes // 10)
-    start, warm, end, done = rss_over(5_000, tmp, refreshes, warm_at)
-    print(f"RSS, 5,000 rows: {start:.1f} MiB after 3 refreshes, {warm:.1f} MiB after {warm_at:,}, "
-          f"{end:.1f} MiB after {done:,} ({end - warm:+.2f} MiB from refresh {warm_at:,})")
+    start, points = rss_over(5_000, tmp, refreshes, warm_at)
+    (warm_n, warm), (end_n, end) = points[0], points[-1]
+    print(f"RSS, 5,000 rows: {start:.1f} MiB after 3 refreshes, "
+          + ", ".join(f"{mib:.1f} MiB after {n:,}" for n, mib in points)
+          + f" ({end - warm:+.2f} MiB from refresh {warm_n:,} to {end_n:,})")
 
 
 if __name__ == "__main__":

@@ -39,11 +39,11 @@ from types import FrameType
 from typing import Any
 
 from pooltop.errors import PooltopError
+from pooltop.judge import JudgeThresholds
 from pooltop.model import CounterSet, HostInfo, Pool, Snapshot, Totals
-from pooltop.report.analysis import ReportThresholds
 from pooltop.report.render import render_json, render_text
+from pooltop.report.series import build_series_report, render_single
 from pooltop.share.diff import RENDERERS, diff_snapshots
-from pooltop.share.series import build_series_report, render_single
 from pooltop.snapshots.readers import snapshots_from_bytes
 from pooltop.snapshots.writers import FORMATTERS
 
@@ -247,7 +247,7 @@ def exercise(data: bytes) -> int:
         items = [(f"fuzz@{i}", dataclasses.replace(snaps[i % len(snaps)],
                                                    taken_at=_EPOCH + dt.timedelta(minutes=i)))
                  for i in range(5)]
-        rep = build_series_report(items, ReportThresholds(), "fuzz")
+        rep = build_series_report(items, JudgeThresholds(), "fuzz")
         render_text(rep, True, 20).encode("utf-8")
         render_json(rep, True, 20).encode("utf-8")
     return len(snaps)

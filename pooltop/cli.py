@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 import click
 
 from pooltop import __version__
-from pooltop.clikit import TAG_FILE, Duration, emit_text, sort_order, table_options
+from pooltop.clikit import TAG_FILE, Duration, emit_text, judge_options, sort_order, table_options
 from pooltop.errors import PooltopError
+from pooltop.judge import JudgeThresholds
 
 if TYPE_CHECKING:  # only for annotations: `pooltop --help` loads neither numpy nor the tag database
     from pooltop.model import Snapshot
@@ -100,8 +101,9 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, "-V", "--version", prog_name="pooltop")
 @click.option("--interval", "-i", type=Duration(), default=1.0, show_default=True,
               help="Refresh interval of the live view.")
+@judge_options
 @click.pass_context
-def cli(ctx: click.Context, interval: float) -> None:
+def cli(ctx: click.Context, interval: float, thresholds: JudgeThresholds) -> None:
     """pooltop: find kernel memory leaks (Windows pool tags, Linux slab caches).
 
     With no command it opens the live view. Commands run headless.
@@ -110,7 +112,7 @@ def cli(ctx: click.Context, interval: float) -> None:
         return
     from pooltop.app import run_live
 
-    run_live(interval=interval)
+    run_live(interval=interval, thresholds=thresholds)
 
 
 @cli.command()

@@ -14,10 +14,10 @@ from textual.widgets import Sparkline, Static
 
 from pooltop.app.tracing import WhoView, who_text
 from pooltop.app.view import RowFacts
+from pooltop.judge import LeakLevel
 from pooltop.model import Pool, human_bytes, printable
 from pooltop.native import BigPoolAllocation
 from pooltop.tagdb import OwnerCandidate
-from pooltop.tracking import LeakLevel
 
 BIG_POOL_SHOWN = 8
 
@@ -123,9 +123,13 @@ def _count_word(row: RowFacts) -> str:
 
 def _leak_text(row: RowFacts) -> str:
     text = f"\nleak: {row.level.label}"
+    if row.reclaimable:
+        text += "  reclaimable"
     if row.level is not LeakLevel.STABLE or row.ups:
         text += (f" (score {row.score:.2f}; {row.ups} rises, {row.downs} falls in the window; "
                  f"growth {human_bytes(row.growth)}; trend {human_bytes(row.slope)}/s)")
+    if row.reasons:  # the leak judge's, as the report gives them
+        text += "\nwhy: " + "; ".join(printable(r) for r in row.reasons)
     return text
 
 

@@ -90,12 +90,12 @@ class KeyTrack:
             keys_hit, last_hit = group_keys[hit], last[hit]
             gone = removal[last_hit]
             row[:, keys_hit[gone]] = np.nan
-            row[:, keys_hit[~gone]] = after[:, entry_rank[last_hit[~gone]]]
+            row[:, keys_hit[~gone]] = np.take(after, entry_rank[last_hit[~gone]], axis=1)
             self.seen |= ~np.isnan(row[0])
         group_end = np.append(group_start[1:], len(keys))[: len(group_start)] - 1
         gone = removal[group_end]
         self.present[group_keys] = ~gone
-        self.values[group_keys[~gone]] = after[:, entry_rank[group_end[~gone]]].T
+        self.values[group_keys[~gone]] = np.take(after, entry_rank[group_end[~gone]], axis=1).T
 
     def _values_after(self, ev: Events, source: Int64Array, keys: Int64Array, first: BoolArray,
                       removal: BoolArray, entry_at: Int64Array) -> Int64Array:
@@ -103,14 +103,14 @@ class KeyTrack:
         absolute value (a key that was absent: new, back, or after a full frame's reset)."""
         first_entry = first[entry_at]
         was_present = np.where(first_entry, self.present[keys], ~removal[np.maximum(entry_at - 1, 0)])
-        x = ev.values[:, source]
+        x = np.take(ev.values, source, axis=1)  # 5x faster than ev.values[:, source] for 4 x 50k
         carried = np.flatnonzero(first_entry & was_present)
         x[:, carried] += self.values[keys[carried]].T
         starts = np.flatnonzero(~was_present | first_entry)
         sums = np.cumsum(x, axis=1)  # int64 wraps alike on both sides of the difference: exact
-        before_run = sums[:, starts] - x[:, starts]
-        after: Int64Array = sums - np.repeat(before_run, np.diff(starts, append=len(keys)), axis=1)
-        return after
+        before_run = np.take(sums, starts, axis=1) - np.take(x, starts, axis=1)
+        sums -= np.repeat(before_run, np.diff(starts, append=len(keys)), axis=1)
+        return sums
 
     def _note_extremes(self, keys: Int64Array, samples: Int64Array, removal: BoolArray,
                        entry_at: Int64Array, after: Int64Array) -> None:

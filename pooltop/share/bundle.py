@@ -32,6 +32,7 @@ from typing import Any
 
 from pooltop import __version__
 from pooltop.errors import PooltopError
+from pooltop.judge import LeakLevel
 from pooltop.model import Pool, Snapshot, human_bytes
 from pooltop.query import compile_pattern
 from pooltop.report.analysis import CounterAnalysis
@@ -40,7 +41,6 @@ from pooltop.share.capture import CaptureSet, linux_commands, windows_commands
 from pooltop.snapshots.writers import format_json, format_text
 from pooltop.tagdb import OwnerCandidate
 from pooltop.tagdb.owners import OwnerLookup, candidate_to_json
-from pooltop.tracking import LeakLevel
 
 FACTS_SCHEMA = "pooltop.bundle/1"
 DEFAULT_SUSPECTS = 8

@@ -129,7 +129,7 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
     recipient. Without --snapshot, the snapshot is taken now. With --who, the kernel call sites and
     processes that allocate from those caches, traced now (`pooltop who`).
     """
-    from pooltop.report.analysis import ReportThresholds
+    from pooltop.judge import JudgeThresholds
     from pooltop.report.command import report_of_recording
     from pooltop.share.bundle import BundleInputs, BundlePart, make_bundle
     from pooltop.snapshots.readers import load_snapshot
@@ -152,7 +152,7 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
     if recording is not None:
         from pooltop.record import Recording
 
-        report = report_of_recording(recording, ReportThresholds())
+        report = report_of_recording(recording, JudgeThresholds())
         with Recording(recording) as rec:
             rec_owners = rec.owners()
     attributions: tuple[BundlePart, ...] = ()

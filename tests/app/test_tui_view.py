@@ -85,3 +85,35 @@ def test_no_color_environment_turns_on_symbols(monkeypatch: pytest.MonkeyPatch) 
     assert build_app(symbols=None).symbols
     monkeypatch.delenv("NO_COLOR")
     assert not build_app(symbols=None).symbols
+
+
+def test_a_header_line_wraps_at_its_break_points_and_keeps_every_item() -> None:
+    from pooltop.app.textline import Line
+
+    line = Line(" ")
+    for item in ("Slab 143.1 MiB", "Unreclaimable 47.7 MiB", "Avail 4.0 GiB", "Commit 3.0 GiB/10.0 GiB"):
+        line.brk()
+        line.append(f"  {item}")
+    for width in (30, 40, 80, 200):
+        wrapped = line.wrap(width)
+        assert all(len(part.plain) <= width for part in wrapped)
+        text = " ".join(part.plain for part in wrapped)
+        for item in ("Slab 143.1 MiB", "Unreclaimable 47.7 MiB", "Avail 4.0 GiB", "Commit 3.0 GiB/10.0 GiB"):
+            assert item in text
+    assert len(line.wrap(200)) == 1 and len(line.wrap(40)) == 3
+    sentence = Line(" verdict: " + "word " * 30)  # no break points: wraps between words
+    assert all(len(part.plain) <= 40 for part in sentence.wrap(40))
+
+
+def test_row_facts_of_a_linux_cache() -> None:
+    from pooltop.app.view import row_facts
+
+    tracker = Tracker()
+    tracker.update(make_snapshot(0, windows=False))
+    model = TableModel(OwnerBook(None))
+    model.apply(tracker.update(make_snapshot(1, windows=False)))
+    facts = row_facts(model, ("Leak", int(Pool.SLAB)))
+    assert facts is not None
+    assert facts.allocs is None and facts.frees is None  # no alloc counts on Linux
+    assert facts.object_size == 256 and facts.diff == 190 and facts.change_diff == 90
+    assert row_facts(model, ("Nope", int(Pool.SLAB))) is None

@@ -12,9 +12,9 @@ import pytest
 from helpers import DATA, make_snapshot
 
 from pooltop.errors import PooltopError
+from pooltop.judge import JudgeThresholds
 from pooltop.model import Pool
 from pooltop.record import RecordingWriter
-from pooltop.report.analysis import ReportThresholds
 from pooltop.report.render import build_report
 from pooltop.share.bundle import BundleInputs, BundlePart, assemble, make_bundle, write_bundle
 from pooltop.share.capture import linux_commands, windows_commands
@@ -130,7 +130,7 @@ def test_bundle_without_recording_or_tags_lists_the_largest(tmp_path) -> None:  
 def test_html_degrades_to_text_and_json_without_matplotlib(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     rec = str(tmp_path / "rec.db")
     leaky_recording(rec)
-    report = build_report(rec, ReportThresholds())
+    report = build_report(rec, JudgeThresholds())
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now fails
     parts = {p.name: p for p in assemble(BundleInputs(load_snapshot(rec), "test", report, "rec.db"))}
     assert "report.html" not in parts and {"report.txt", "report.json"} <= set(parts)
@@ -207,7 +207,7 @@ def test_a_failure_midway_leaves_no_file_and_the_old_one_intact(tmp_path, monkey
     rec = str(tmp_path / "rec.db")
     leaky_recording(rec)
     with pytest.raises(ZeroDivisionError):
-        make_bundle(fresh, BundleInputs(snap, "x", build_report(rec, ReportThresholds())))
+        make_bundle(fresh, BundleInputs(snap, "x", build_report(rec, JudgeThresholds())))
     assert not os.path.exists(fresh)
 
 
