@@ -37,10 +37,10 @@ from pooltop.model import Pool, Snapshot, human_bytes
 from pooltop.query import compile_pattern
 from pooltop.report.analysis import CounterAnalysis
 from pooltop.report.render import Report, render_html, render_json, render_text
-from pooltop.share.capture import CaptureSet, linux_commands, windows_commands
 from pooltop.snapshots.writers import format_json, format_text
 from pooltop.tagdb import OwnerCandidate
 from pooltop.tagdb.owners import OwnerLookup, candidate_to_json
+from pooltop.who.capture import CaptureSet, linux_commands, windows_commands
 
 FACTS_SCHEMA = "pooltop.bundle/1"
 DEFAULT_SUSPECTS = 8

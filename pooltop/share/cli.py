@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
+import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
 from pooltop.clikit import TAG_FILE, Duration
 from pooltop.errors import PooltopError
 from pooltop.model import Snapshot, printable
+
+if TYPE_CHECKING:
+    from pooltop.share.bundle import BundlePart
 
 SNAPSHOT_REF_HELP = (
     "A snapshot file of any kind pooltop reads (JSON or CSV export, poolmon /n log, WinDbg !poolused "
@@ -131,7 +137,7 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
     """
     from pooltop.judge import JudgeThresholds
     from pooltop.report.command import report_of_recording
-    from pooltop.share.bundle import BundleInputs, BundlePart, make_bundle
+    from pooltop.share.bundle import BundleInputs, make_bundle
     from pooltop.snapshots.readers import load_snapshot
     from pooltop.tagdb.owners import snapshot_owner_lookup
 
@@ -158,8 +164,6 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
     attributions: tuple[BundlePart, ...] = ()
     who_notes: tuple[str, ...] = ()
     if who_names:
-        from pooltop.who.command import bundle_attributions
-
         attributions, who_notes = bundle_attributions(who_names, who_duration)
     inputs = BundleInputs(
         snapshot=snap,
@@ -211,3 +215,52 @@ def _live_or_recorded(recording: str | None, root: str | None) -> tuple[Snapshot
 
 
 COMMANDS = (diff, import_command, bundle)
+
+
+def _who_file_stem(name: str) -> str:
+    return "who-" + re.sub(r"[^A-Za-z0-9_.()+@-]", "_", name)
+
+
+def bundle_attributions(names: Sequence[str], duration: float, platform: str | None = None
+                        ) -> tuple[tuple[BundlePart, ...], tuple[str, ...]]:
+    """`bundle --who NAME...`: who-NAME.json and who-NAME.txt per name, traced one after the other
+    (Ctrl+C ends the running trace early and skips the rest), and a note per name that could not
+    be traced. On Windows who-TAG.txt holds the ETW capture commands instead."""
+    # loaded only when bundling with --who: `pooltop --help` and `diff` stay light
+    from pooltop.share.bundle import BundlePart
+    from pooltop.who.attribution import render_text
+    from pooltop.who.command import current_platform, format_attribution, make_tracer
+    from pooltop.who.session import stop_on_signals
+    from pooltop.who.windows import capture_instructions
+
+    parts: list[BundlePart] = []
+    notes: list[str] = []
+    stop = threading.Event()
+    windows = (platform or current_platform()) == "win32"
+    with stop_on_signals(stop):
+        for name in dict.fromkeys(names):
+            stem = _who_file_stem(name)
+            if windows:
+                parts.append(BundlePart(f"{stem}.txt", capture_instructions(name).encode("utf-8"),
+                                        f"how to find the code that allocates the pool tag {name} "
+                                        "(ETW capture commands)."))
+                continue
+            if stop.is_set():
+                notes.append(f"--who {name}: not traced (interrupted)")
+                continue
+            click.echo(f"pooltop: tracing {name} for {duration:g} s (Ctrl+C ends it early)…", err=True)
+            tracer = make_tracer(name, False)
+            try:
+                result = tracer.run(duration, stop)
+            except PooltopError as e:
+                notes.append(f"--who {name}: not traced: {e}")
+                continue
+            finally:
+                notes.extend(f"--who {name}: {w}" for w in tracer.warnings)
+            what = (f"which kernel call sites and processes allocated from {result.cache} during "
+                    f"{result.seconds:.0f} s of tracing (pooltop who {name})")
+            parts.append(BundlePart(f"{stem}.txt", render_text(result).encode("utf-8"), f"{what}, ranked by "
+                                    "the bytes still allocated at the end."))
+            parts.append(BundlePart(f"{stem}.json", format_attribution(result, "json").encode("utf-8"),
+                                    "the same as JSON (schema pooltop.who/1)."))
+    return tuple(parts), tuple(notes)

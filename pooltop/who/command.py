@@ -8,11 +8,8 @@ capture commands), 2 on usage errors.
 from __future__ import annotations
 
 import json
-import re
 import sys
 import threading
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import click
 
@@ -23,13 +20,10 @@ from pooltop.who.plan import check_name
 from pooltop.who.session import WINDOWS_NOT_BUILT, WhoTracer, stop_on_signals
 from pooltop.who.windows import capture_instructions
 
-if TYPE_CHECKING:
-    from pooltop.share.bundle import BundlePart
-
 DEFAULT_DURATION_S = 30.0
 
 
-def _platform() -> str:
+def current_platform() -> str:
     return sys.platform
 
 
@@ -76,7 +70,7 @@ def who(name: str, duration: float, stacks: bool, fmt: str, output: str | None) 
     On Windows NAME is a pool tag: pooltop prints the ETW (xperf / WPR) commands that capture the
     tag's allocation stacks, and how to open them in WPA; live attribution there is not built yet.
     """
-    if _platform() == "win32":
+    if current_platform() == "win32":
         emit_text(capture_instructions(name), output)
         raise PooltopError(WINDOWS_NOT_BUILT)
     try:
@@ -89,47 +83,3 @@ def who(name: str, duration: float, stacks: bool, fmt: str, output: str | None) 
     emit_text(format_attribution(result, fmt), output)
     if not result.attributed:
         raise PooltopError(f"nothing was allocated from {result.cache} in {result.seconds:.1f} s of tracing")
-
-
-def _file_stem(name: str) -> str:
-    return "who-" + re.sub(r"[^A-Za-z0-9_.()+@-]", "_", name)
-
-
-def bundle_attributions(names: Sequence[str], duration: float, platform: str | None = None
-                        ) -> tuple[tuple[BundlePart, ...], tuple[str, ...]]:
-    """`bundle --who NAME...`: who-NAME.json and who-NAME.txt per name, traced one after the other
-    (Ctrl+C ends the running trace early and skips the rest), and a note per name that could not
-    be traced. On Windows who-TAG.txt holds the ETW capture commands instead."""
-    from pooltop.share.bundle import BundlePart  # the bundle code loads only when bundling
-
-    parts: list[BundlePart] = []
-    notes: list[str] = []
-    stop = threading.Event()
-    windows = (platform or _platform()) == "win32"
-    with stop_on_signals(stop):
-        for name in dict.fromkeys(names):
-            stem = _file_stem(name)
-            if windows:
-                parts.append(BundlePart(f"{stem}.txt", capture_instructions(name).encode("utf-8"),
-                                        f"how to find the code that allocates the pool tag {name} "
-                                        "(ETW capture commands)."))
-                continue
-            if stop.is_set():
-                notes.append(f"--who {name}: not traced (interrupted)")
-                continue
-            click.echo(f"pooltop: tracing {name} for {duration:g} s (Ctrl+C ends it early)…", err=True)
-            tracer = make_tracer(name, False)
-            try:
-                result = tracer.run(duration, stop)
-            except PooltopError as e:
-                notes.append(f"--who {name}: not traced: {e}")
-                continue
-            finally:
-                notes.extend(f"--who {name}: {w}" for w in tracer.warnings)
-            what = (f"which kernel call sites and processes allocated from {result.cache} during "
-                    f"{result.seconds:.0f} s of tracing (pooltop who {name})")
-            parts.append(BundlePart(f"{stem}.txt", render_text(result).encode("utf-8"), f"{what}, ranked by "
-                                    "the bytes still allocated at the end."))
-            parts.append(BundlePart(f"{stem}.json", format_attribution(result, "json").encode("utf-8"),
-                                    "the same as JSON (schema pooltop.who/1)."))
-    return tuple(parts), tuple(notes)

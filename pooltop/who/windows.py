@@ -1,13 +1,13 @@
 """`pooltop who TAG` on Windows: how to answer the question with ETW until pooltop does it live.
 
-The commands come from share.capture (the same ones the vendor bundle carries), so the two never
+The commands come from who.capture (the same ones the vendor bundle carries), so the two never
 drift apart.
 """
 
 from __future__ import annotations
 
 from pooltop.model import printable
-from pooltop.share.capture import windows_commands, xperf_start_command
+from pooltop.who.capture import windows_commands, xperf_start_command
 
 WPRP_FILE = "capture/pool.wprp"
 

@@ -17,10 +17,10 @@ from pooltop.model import Pool
 from pooltop.record import RecordingWriter
 from pooltop.report.render import build_report
 from pooltop.share.bundle import BundleInputs, BundlePart, assemble, make_bundle, write_bundle
-from pooltop.share.capture import linux_commands, windows_commands
 from pooltop.snapshots.readers import load_snapshot
 from pooltop.snapshots.writers import format_json
 from pooltop.tagdb import DriverFacts, OwnerCandidate
+from pooltop.who.capture import linux_commands, windows_commands
 
 NP, PG = int(Pool.NONPAGED), int(Pool.PAGED)
 TREE = os.path.join(DATA, "linux", "vm-6.18")

@@ -53,7 +53,7 @@ def test_bundle_carries_who_files(fake_tracefs: FakeTracefs, tmp_path: Path, mon
                          platform="linux", mkdir=fake_tracefs.mkdir, rmdir=fake_tracefs.rmdir)
 
     monkeypatch.setattr(command, "make_tracer", make)
-    monkeypatch.setattr(command, "_platform", lambda: "linux")
+    monkeypatch.setattr(command, "current_platform", lambda: "linux")
     out = str(tmp_path / "b.zip")
     snap = _snapshot_file(tmp_path, capsys)
     code, err = _bundle("-o", out, "--snapshot", snap, "--who", "inotify_inode_mark", "--who", "no_such",
@@ -74,7 +74,7 @@ def test_bundle_carries_who_files(fake_tracefs: FakeTracefs, tmp_path: Path, mon
 
 def test_bundle_who_on_windows_carries_the_capture_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(command, "_platform", lambda: "win32")
+    monkeypatch.setattr(command, "current_platform", lambda: "win32")
     out = str(tmp_path / "b.zip")
     code, err = _bundle("-o", out, "--snapshot", _snapshot_file(tmp_path, capsys), "--who", "Leak",
                         capsys=capsys)

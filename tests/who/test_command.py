@@ -43,7 +43,7 @@ def on_fake(fake_tracefs: FakeTracefs, monkeypatch: pytest.MonkeyPatch) -> FakeT
         )
 
     monkeypatch.setattr(command, "make_tracer", make)
-    monkeypatch.setattr(command, "_platform", lambda: "linux")
+    monkeypatch.setattr(command, "current_platform", lambda: "linux")
     return fake_tracefs
 
 
@@ -114,7 +114,7 @@ def test_unknown_cache_exits_1_with_one_line(on_fake: FakeTracefs, run: Run) -> 
 
 
 def test_not_root_exits_1_with_one_line(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(command, "_platform", lambda: "linux")
+    monkeypatch.setattr(command, "current_platform", lambda: "linux")
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     code, out, err = run("who", "sigqueue", "-d", "0.05")
     assert (code, out) == (1, "")
@@ -122,7 +122,7 @@ def test_not_root_exits_1_with_one_line(run: Run, monkeypatch: pytest.MonkeyPatc
 
 
 def test_windows_prints_the_capture_commands_and_exits_1(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(command, "_platform", lambda: "win32")
+    monkeypatch.setattr(command, "current_platform", lambda: "win32")
     code, out, err = run("who", "Leak")
     assert code == 1
     assert "xperf -on PROC_THREAD+LOADER+POOL -stackwalk PoolAlloc+PoolFree" in out
@@ -136,7 +136,7 @@ def test_windows_prints_the_capture_commands_and_exits_1(run: Run, monkeypatch: 
 
 
 def test_windows_tag_that_cannot_be_filtered(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(command, "_platform", lambda: "win32")
+    monkeypatch.setattr(command, "current_platform", lambda: "win32")
     code, out, _ = run("who", "a b|")
     assert code == 1
     assert "PoolFreeSession -BufferSize" in out and "<PoolTags>" not in out  # no tag filter
