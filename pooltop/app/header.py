@@ -408,6 +408,7 @@ class PoolHeader(Widget):
                 out.append(f" ({sign}{human_bytes(abs(total.change_bytes))})", style)
             if total.cache_bytes is not None:
                 out.brk()
-                out.append(f"  the caches hold {human_bytes(total.cache_bytes)}, free objects included "
-                           "(≈ Slab above, which counts whole slab pages)")
+                out.append(f"  the caches hold {human_bytes(total.cache_bytes)}, free objects included")
+                out.brk()
+                out.append(" (≈ Slab above, which counts whole slab pages)")
         return out
