@@ -22,10 +22,11 @@ import time
 
 import numpy as np
 
+from pooltop.judge import JudgeThresholds
 from pooltop.model import CounterSet, HostInfo, Pool, Snapshot, Totals
 from pooltop.record import Recording, RecordingWriter
 from pooltop.record.codec import FrameState, decode_frame
-from pooltop.report.analysis import ReportThresholds, analyse
+from pooltop.report.analysis import analyse
 from pooltop.report.render import build_report, render_text
 
 
@@ -99,7 +100,7 @@ def main() -> None:
     old_points, old_leaks = full_frames_report(path)
     old_s = time.perf_counter() - t
     t = time.perf_counter()
-    rep = build_report(path, ReportThresholds())
+    rep = build_report(path, JudgeThresholds())
     text = render_text(rep)
     elapsed = time.perf_counter() - t
     leaks = sum(1 for r in rep.results if r.verdict.label == "leak")
@@ -127,7 +128,7 @@ def full_frames_report(path: str) -> tuple[int, int]:
                 for j, name in enumerate(rec.info.columns[:4])}
         walls = np.array([w for w, _ in rows], dtype=np.float64)
         results = analyse((walls - walls[0]) / 1e6, keys, mats, [s.totals_record() for s in states],
-                          ReportThresholds(), rec.owners(), rec.aliases)
+                          JudgeThresholds(), rec.owners(), rec.aliases)
     return len(rows), sum(1 for r in results if r.verdict.label == "leak")
 
 if __name__ == "__main__":

@@ -194,7 +194,7 @@ def tracked(rows: int, count: int) -> tuple[list[TrackedSample], float]:
     leak window is full (the child's steady state)."""
     source = SyntheticSource(rows)
     tracker = Tracker()
-    warm = tracker.window + 5
+    warm = int(tracker.thresholds.leak_window_s) + 5
     snaps = [source.sample() for _ in range(warm + count)]
     out = [tracker.update(s) for s in snaps[:warm]]
     t0 = time.process_time()
@@ -207,7 +207,7 @@ def replay_tracker_ms(rows: int, count: int = 60) -> float:
     """The tracker's CPU ms per update on the very snapshots the child replays, window full."""
     source = ReplaySource(rows)
     tracker = Tracker()
-    for _ in range(tracker.window + 5):
+    for _ in range(int(tracker.thresholds.leak_window_s) + 5):
         tracker.update(source.sample())
     snaps = [source.sample() for _ in range(count)]
     t0 = time.process_time()

@@ -39,11 +39,11 @@ from types import FrameType
 from typing import Any
 
 from pooltop.errors import PooltopError
+from pooltop.judge import JudgeThresholds
 from pooltop.model import CounterSet, HostInfo, Pool, Snapshot, Totals
-from pooltop.report.analysis import ReportThresholds
 from pooltop.report.render import render_json, render_text
+from pooltop.report.series import build_series_report, render_single
 from pooltop.share.diff import RENDERERS, diff_snapshots
-from pooltop.share.series import build_series_report, render_single
 from pooltop.snapshots.readers import snapshots_from_bytes
 from pooltop.snapshots.writers import FORMATTERS
 
@@ -247,13 +247,22 @@ def exercise(data: bytes) -> int:
         items = [(f"fuzz@{i}", dataclasses.replace(snaps[i % len(snaps)],
                                                    taken_at=_EPOCH + dt.timedelta(minutes=i)))
                  for i in range(5)]
-        rep = build_series_report(items, ReportThresholds(), "fuzz")
+        rep = build_series_report(items, JudgeThresholds(), "fuzz")
         render_text(rep, True, 20).encode("utf-8")
         render_json(rep, True, 20).encode("utf-8")
     return len(snaps)
 
 
 _EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def _where(e: Exception) -> str:
+    """The exception and the deepest pooltop line it came through."""
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if f"{os.sep}pooltop{os.sep}" in f.filename]
+    if not frames:
+        return f"{type(e).__name__}: {e}"
+    last = frames[-1]
+    return f"{type(e).__name__}: {e} at {os.path.relpath(last.filename)}:{last.lineno} ({last.name})"
 
 
 @dataclass
@@ -285,8 +294,8 @@ def fuzz(cases: int, seed: int, hang_s: float) -> Iterator[tuple[str, Tally]]:
             except Hang:
                 tally.hangs += 1
                 tally.failures.append(("hang", data))
-            except Exception:  # what the fuzzer is looking for
-                tally.failures.append((traceback.format_exc(limit=-3), data))
+            except Exception as e:  # what the fuzzer is looking for
+                tally.failures.append((_where(e), data))
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
             tally.slowest_s = max(tally.slowest_s, time.perf_counter() - t0)
@@ -310,10 +319,9 @@ def main(argv: list[str] | None = None) -> int:
                f"{t.slowest_s * 1000:>7.1f}ms")
         seen: set[str] = set()
         for i, (why, data) in enumerate(t.failures):
-            last = why.strip().splitlines()[-1]
-            if last not in seen:
-                seen.add(last)
-                print(f"  {kind} failure: {why.strip()}")
+            if why not in seen:
+                seen.add(why)
+                print(f"  {kind} failure: {why}")
             if args.save:
                 os.makedirs(args.save, exist_ok=True)
                 with open(os.path.join(args.save, f"{kind}-{i}.bin"), "wb") as f:

@@ -6,15 +6,23 @@ stderr, 2 usage error.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
 from pooltop import __version__
-from pooltop.clikit import Duration, emit_text, sort_order, table_options
+from pooltop.clikit import TAG_FILE, Duration, emit_text, judge_options, sort_order, table_options
 from pooltop.errors import PooltopError
+from pooltop.judge import JudgeThresholds
+
+if TYPE_CHECKING:  # only for annotations: `pooltop --help` loads neither numpy nor the tag database
+    from pooltop.model import Snapshot
+    from pooltop.native import Source
+    from pooltop.tracking import Deltas
 
 SORT_CHOICES = ("tag", "allocs", "frees", "diff", "bytes", "peralloc", "dallocs", "dfrees", "ddiff", "dbytes")
 POOL_CHOICES = ("paged", "nonpaged", "session", "slab", "all")  # "process" rows live in `pooltop processes`
@@ -31,8 +39,9 @@ LAZY_COMMANDS = {
     "diff": "pooltop.share.cli:diff",
     "import": "pooltop.share.cli:import_command",
     "bundle": "pooltop.share.cli:bundle",
-    "tags": "pooltop.tagdb.cli:tags",
+    "tags": "pooltop.tagdb.command:tags",
     "serve": "pooltop.exporter.command:serve",
+    "who": "pooltop.who.command:who",
 }
 
 #: the first paragraph of each lazy command's help, so `pooltop --help` lists them without importing
@@ -49,6 +58,7 @@ LAZY_HELP = {
               "exporter health."),
     "tags": "Find which driver (or kernel component) owns a pool tag.",
     "view": "Replay a recording (or snapshot files) in the live view, with a time cursor.",
+    "who": "Which kernel code and which processes allocate from a slab cache (Linux, root).",
 }
 
 
@@ -91,8 +101,9 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, "-V", "--version", prog_name="pooltop")
 @click.option("--interval", "-i", type=Duration(), default=1.0, show_default=True,
               help="Refresh interval of the live view.")
+@judge_options
 @click.pass_context
-def cli(ctx: click.Context, interval: float) -> None:
+def cli(ctx: click.Context, interval: float, thresholds: JudgeThresholds) -> None:
     """pooltop: find kernel memory leaks (Windows pool tags, Linux slab caches).
 
     With no command it opens the live view. Commands run headless.
@@ -101,7 +112,7 @@ def cli(ctx: click.Context, interval: float) -> None:
         return
     from pooltop.app import run_live
 
-    run_live(interval=interval)
+    run_live(interval=interval, thresholds=thresholds)
 
 
 @cli.command()
@@ -116,7 +127,7 @@ def cli(ctx: click.Context, interval: float) -> None:
               help="Only these pool types. Repeatable.")
 @click.option("--root", type=click.Path(file_okay=False), default=None,
               help="Read a copied Linux tree (ROOT/proc/slabinfo, ROOT/sys/kernel/slab; e.g. a sosreport).")
-@click.option("--tagfile", "tagfiles", multiple=True, type=click.Path(dir_okay=False),
+@click.option("--tagfile", "tagfiles", multiple=True, type=TAG_FILE,
               help="A pooltag.txt-format file to name tag owners (before the discovered ones). Repeatable.")
 def snapshot(
     fmt: str = "text",
@@ -138,7 +149,6 @@ def snapshot(
     from pooltop.query import SORT_KEYS, head_rows, select_rows, sort_rows
     from pooltop.snapshots.writers import FORMATTERS
     from pooltop.tagdb.owners import snapshot_owner_lookup
-    from pooltop.tracking import Tracker
 
     # Check the words before sampling: a usage error should not wait out --interval first.
     key = sort_key or ("dbytes" if interval is not None else "bytes")
@@ -147,29 +157,40 @@ def snapshot(
     order = sort_order(ascending, descending)
     pool_filter = None if not pools or "all" in pools else [Pool.parse(p) for p in pools]
     with open_source(root=root) as source:
-        tracker = Tracker()
-        sample = tracker.update(source.sample())
-        if interval is not None:
-            time.sleep(interval)
-            sample = tracker.update(source.sample())
-    for warning in sample.snapshot.warnings:
+        snap, changes = _take_samples(source, interval)
+    for warning in snap.warnings:
         click.echo(f"pooltop: warning: {warning}", err=True)
-    changes = sample.interval if interval is not None else None
-    counters = sample.counters
+    counters = snap.counters
     rows = select_rows(counters, include, exclude, pool_filter)
     if top is not None:
         rows = head_rows(counters, key, top, order, changes, rows)
     else:
         rows = sort_rows(counters, key, order, changes, rows)
-    owners = snapshot_owner_lookup(sample.snapshot, tagfiles)
-    text = FORMATTERS[fmt](sample.snapshot, rows, changes=changes, owners=owners)
+    owners = snapshot_owner_lookup(snap, tagfiles)
+    text = FORMATTERS[fmt](snap, rows, changes=changes, owners=owners)
     emit_text(text, output)
 
 
+def _take_samples(source: Source, interval: float | None) -> tuple[Snapshot, Deltas | None]:
+    """One snapshot; or, with --interval, the second of two and the change between them (only then
+    is the tracking code loaded: a plain snapshot starts faster without it)."""
+    first = source.sample()
+    if interval is None:
+        return first, None
+    from pooltop.tracking import Tracker
+
+    tracker = Tracker()
+    tracker.update(first)
+    time.sleep(interval)
+    sample = tracker.update(source.sample())
+    return sample.snapshot, sample.interval
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point: maps every failure to a one-line message and the documented exit code."""
+    # pooltop does no linear algebra, so the thread pool OpenBLAS starts when numpy loads (a thread
+    # per core) is pure start-up cost: `import numpy` 223 -> 164 ms wall on the 2-core test machine.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         # Without standalone mode click returns what ctx.exit(code) asked for instead of exiting.
         args = list(argv) if argv is not None else None

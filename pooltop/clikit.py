@@ -1,15 +1,20 @@
 """Helpers shared by the commands (and only by them; no feature code imports this module): durations
 and sizes, the table options of one-shot commands, their sort order, writing the output (standard
-output or `-o FILE`), and a progress bar."""
+output or `-o FILE`), the --tagfile type, and a progress bar."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import re
 import sys
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import click
+
+from pooltop.judge.thresholds import JudgeThresholds, seconds_text
 
 
 def parse_interval(text: str) -> float:
@@ -25,6 +30,13 @@ def parse_interval(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise click.BadParameter(f"{text!r} must be a positive duration")
     return value
+
+
+#: every command's --tagfile (snapshot, record, bundle, serve, tags lookup), so a bad one gives the
+#: same exit status everywhere: a path that does not exist, or is a folder, is a usage error (2,
+#: click's message); a file that is there but cannot be read (permissions, larger than a tag file
+#: can be) is a runtime failure (1, `pooltop: cannot read tag file ...`, from the tag database).
+TAG_FILE = click.Path(exists=True, dir_okay=False, readable=False)
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in click stubs
@@ -133,3 +145,43 @@ def progress_bar(total: int, label: str) -> Iterator[Advance | None]:
             bar.update(task, advance=steps, name=name)
 
         yield advance
+
+
+def judge_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The leak judge's options (the live view, `report`, `serve`): its evidence windows and what a
+    leak must grow by. The command receives them as one `thresholds` (pooltop.judge.JudgeThresholds),
+    so every command that judges shares one definition of each number."""
+    d = JudgeThresholds()
+    options = (
+        click.option("--leak-window", type=Duration(), default=None,
+                     help="How long a counter must grow, through every third of it, to be a leak; "
+                          f"younger rows cannot be (default {seconds_text(d.leak_window_s)})."),
+        click.option("--suspect-window", type=Duration(), default=None,
+                     help=f"How long a counter must grow to be a suspect (default "
+                          f"{seconds_text(d.suspect_window_s)})."),
+        click.option("--min-growth", type=Size(), default=None,
+                     help=f"Growth a leak verdict needs (default {d.leak_min_growth_bytes // 1024}K, or "
+                          f"{d.leak_min_growth_share:.0%} of the starting size)."),
+        click.option("--min-up", type=click.FloatRange(0, 1), default=None,
+                     help=f"Share of changes that must be increases for a leak (default "
+                          f"{d.leak_monotony})."),
+    )
+
+    @functools.wraps(command)
+    def with_thresholds(*args: Any, leak_window: float | None, suspect_window: float | None,
+                        min_growth: int | None, min_up: float | None, **kwargs: Any) -> None:
+        given: dict[str, Any] = {"leak_window_s": leak_window, "suspect_window_s": suspect_window,
+                 "leak_min_growth_bytes": min_growth, "leak_monotony": min_up}
+        chosen: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+        if leak_window is not None and suspect_window is None:
+            chosen["suspect_window_s"] = min(d.suspect_window_s, leak_window)
+        try:
+            thresholds = dataclasses.replace(d, **chosen)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="'--suspect-window' / '--leak-window'") from None
+        command(*args, thresholds=thresholds, **kwargs)
+
+    out: Callable[..., None] = with_thresholds
+    for option in reversed(options):
+        out = option(out)
+    return out

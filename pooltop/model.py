@@ -225,7 +225,8 @@ class HostInfo:
             os=str(obj.get("os", "")),
             os_version=str(obj.get("os_version", "")),
             arch=str(obj.get("arch", "")),
-            uptime_s=float(uptime) if isinstance(uptime, int | float) else None,
+            # NaN or infinity (JSON that is not strict) is no uptime: strict JSON writers refuse it
+            uptime_s=float(uptime) if isinstance(uptime, int | float) and math.isfinite(uptime) else None,
             build=str(obj["build"]) if obj.get("build") is not None else None,
         )
 
@@ -245,6 +246,9 @@ class Totals:
     commit_limit: int | None = None
     swap_total: int | None = None
     swap_free: int | None = None
+    #: Linux 4.20+: /proc/pressure/memory "some" total, microseconds some task stalled on memory
+    #: (cumulative; its growth over a window says the kernel was short of memory then)
+    memory_stall_us: int | None = None
 
     def to_json(self) -> dict[str, int]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -360,7 +364,7 @@ COLUMNS: tuple[Column, ...] = (
            width=9, priority=5, sort_key="m"),
     Column("owner", "Owner", ColumnKind.TEXT, "Driver or cache that owns the tag (tag database)",
            width=24, priority=2),
-    Column("leak", "Leak", ColumnKind.LEVEL, "Leak level from the sliding-window score", width=7,
+    Column("leak", "Leak", ColumnKind.LEVEL, "Leak level (the leak judge; ~ reclaimable)", width=7,
            priority=1),
 )
 

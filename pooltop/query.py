@@ -5,13 +5,15 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from pooltop.model import CounterSet, Pool
-from pooltop.tracking import Deltas, IndexArray, order_rows
+
+if TYPE_CHECKING:  # annotations only: sorting a snapshot needs no tracking
+    from pooltop.tracking import Deltas, IndexArray
 
 #: sort names -> (column, is_change). poolmon's keys map onto these in the UI.
 SORT_KEYS: dict[str, tuple[str, bool]] = {
@@ -73,6 +75,17 @@ def select_rows(
         subjects = texts if texts is not None else counters.tags
         mask &= np.fromiter((keep(t) for t in subjects), dtype=np.bool_, count=len(counters))
     return np.flatnonzero(mask)
+
+
+def order_rows(values: Sequence[float] | npt.NDArray[np.generic], descending: bool) -> IndexArray:
+    """Stable sort order of a column (ties keep the table's previous order)."""
+    arr = np.asarray(values)
+    if descending:
+        if arr.dtype.kind in "iuf":
+            out: IndexArray = np.argsort(-arr, kind="stable")
+            return out
+        return np.argsort(arr, kind="stable")[::-1].copy()
+    return np.argsort(arr, kind="stable")
 
 
 def _sort_values(

@@ -7,8 +7,10 @@ import datetime as dt
 import sys
 
 from pooltop.app.app import PooltopApp, create_app
+from pooltop.judge import JudgeThresholds
 from pooltop.native import Source
 from pooltop.tagdb.owners import Aliases, OwnerLookup, live_owner_lookup
+from pooltop.tracking import Tracker
 
 __all__ = ["PooltopApp", "create_app", "run_live"]
 
@@ -35,6 +37,7 @@ def run_live(
     owners: OwnerLookup | None = None,
     export_path: str | None = None,
     tz: dt.tzinfo | None = None,
+    thresholds: JudgeThresholds | None = None,
 ) -> None:
     """Run the live view until the user quits. Opens (and closes) this machine's source unless given one."""
     from pooltop.native import open_source
@@ -52,6 +55,7 @@ def run_live(
         if owners is None:
             owners = live_owner_lookup(src.name, aliases=latest_aliases, warn=_warn)
         app = create_app(src, interval=interval, owners=owners, export_path=export_path, tz=tz,
+                         tracker=Tracker(thresholds),
                          processes=default_process_source() if own_source else None)
         app.run()
     finally:

@@ -16,6 +16,7 @@ from pooltop.app.keys import KEYS, KeySpec
 from pooltop.app.sampler import ReplayCursor, Sampler, SamplingThread
 from pooltop.app.sorting import CHANGE_OF, CHANGE_SORTS
 from pooltop.app.table import PoolTable
+from pooltop.app.tracing import WhoTraces
 from pooltop.app.view import OwnerBook, TableModel
 from pooltop.errors import PooltopError
 from pooltop.model import printable
@@ -40,6 +41,7 @@ class ViewActions(App[None]):
     sampler: Sampler
     sampling: SamplingThread
     replay: ReplayCursor | None
+    who: WhoTraces
     replay_speed: int
     paused: bool
     interval: float
@@ -192,6 +194,7 @@ class ViewActions(App[None]):
         pane = self.detail
         if pane.has_class("-open"):
             pane.remove_class("-open")
+            self.who.stop()  # no trace runs where nobody sees it
         else:
             pane.add_class("-open")
             self._update_detail(fetch_big_pool=True)

@@ -28,6 +28,7 @@ from pooltop.app.messages import BigPoolReady, ProcessesReady, SampleFailed, Sam
 from pooltop.app.sampler import PROCESS_EVERY_S, SampleClock, Sampler, SamplingThread
 from pooltop.app.sorting import SORT_COLUMN
 from pooltop.app.table import PoolTable
+from pooltop.app.tracing import WhoReport, WhoTraces
 from pooltop.app.view import OwnerBook, PoolMode, TableModel, ViewSettings, row_facts
 from pooltop.errors import PooltopError
 from pooltop.model import Pool, Snapshot, Totals, printable
@@ -99,6 +100,7 @@ class PooltopApp(ViewActions):
         self._filter_before: str = ""
         self._big_pool: tuple[str, tuple[object, ...] | None, str | None] | None = None
         self._detail_key: tuple[str, int] | None = None
+        self.who = WhoTraces(self.post_message)  # `w`: the live trace of the selected cache
 
     # --- layout -------------------------------------------------------------------------------
 
@@ -136,6 +138,7 @@ class PooltopApp(ViewActions):
         # A sample under way finishes in the background (a daemon thread); its result is dropped.
         self.sampling.stop()
         self._may_post.set()
+        self.who.stop(wait=True)  # until the tracing instance is gone from the kernel
 
     # --- sampling -----------------------------------------------------------------------------
 
@@ -319,6 +322,7 @@ class PooltopApp(ViewActions):
                 aliases=tuple(aliases),
                 big_pool=big,  # type: ignore[arg-type]
                 big_pool_note=note,
+                who=self.who.view if self.who.tag == tag else None,
             )
         )
 
@@ -342,6 +346,8 @@ class PooltopApp(ViewActions):
 
     @on(PoolTable.CursorMoved)
     def _cursor_moved(self, message: PoolTable.CursorMoved) -> None:
+        if self.who.tag is not None and (message.key is None or message.key[0] != self.who.tag):
+            self.who.stop()  # leaving the traced row ends its trace
         if self.detail.has_class("-open"):
             self._update_detail(fetch_big_pool=False)
 
@@ -353,6 +359,31 @@ class PooltopApp(ViewActions):
     def _row_activated(self, message: PoolTable.RowActivated) -> None:
         if not self.detail.has_class("-open"):
             self.action_toggle_detail()
+
+    def action_who(self) -> None:
+        """`w`: trace who allocates the selected row's cache, live in the detail pane; again: stop."""
+        key = self.table.selected_key
+        if self.who.tag is not None:
+            traced = self.who.tag
+            self.who.stop()
+            if key is None or key[0] == traced:
+                self._update_detail(fetch_big_pool=False)
+                return
+        if key is None or self.replay is not None or key[1] == Pool.PROCESS:
+            why = ("a recording cannot be traced" if self.replay is not None
+                   else "select a slab cache or pool tag first")
+            self.notify(f"w: {why}", timeout=3)
+            return
+        self.who.start(key[0], self.interval)
+        if not self.detail.has_class("-open"):
+            self.action_toggle_detail()
+        else:
+            self._update_detail(fetch_big_pool=False)
+
+    def on_who_report(self, message: WhoReport) -> None:
+        shown = self.who.receive(message)
+        if shown is not None and self.detail.is_mounted and self.detail.has_class("-open"):
+            self._update_detail(fetch_big_pool=False)
 
     # --- the filter box ---------------------------------------------------------------------
 

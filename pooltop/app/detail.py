@@ -12,11 +12,12 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Sparkline, Static
 
+from pooltop.app.tracing import WhoView, who_text
 from pooltop.app.view import RowFacts
+from pooltop.judge import LeakLevel
 from pooltop.model import Pool, human_bytes, printable
 from pooltop.native import BigPoolAllocation
 from pooltop.tagdb import OwnerCandidate
-from pooltop.tracking import LeakLevel
 
 BIG_POOL_SHOWN = 8
 
@@ -32,6 +33,7 @@ class DetailInfo:
     aliases: tuple[str, ...]
     big_pool: tuple[BigPoolAllocation, ...] | None  # None: not asked yet / still loading
     big_pool_note: str | None
+    who: WhoView | None = None  # the `w` trace of this row, if one runs or ran
 
 
 def _clean(values: Sequence[float]) -> list[float]:
@@ -121,9 +123,13 @@ def _count_word(row: RowFacts) -> str:
 
 def _leak_text(row: RowFacts) -> str:
     text = f"\nleak: {row.level.label}"
+    if row.reclaimable:
+        text += "  reclaimable"
     if row.level is not LeakLevel.STABLE or row.ups:
         text += (f" (score {row.score:.2f}; {row.ups} rises, {row.downs} falls in the window; "
                  f"growth {human_bytes(row.growth)}; trend {human_bytes(row.slope)}/s)")
+    if row.reasons:  # the leak judge's, as the report gives them
+        text += "\nwhy: " + "; ".join(printable(r) for r in row.reasons)
     return text
 
 
@@ -160,6 +166,8 @@ def _process_body_text(row: RowFacts) -> Text:
 
 def _body_text(info: DetailInfo) -> Text:
     out = Text()
+    if info.who is not None:
+        out.append_text(who_text(info.who))
     out.append("Owners\n", Style(bold=True, underline=True))
     if not info.owners_available:
         out.append("  (no tag database loaded)\n")

@@ -19,9 +19,9 @@ from textual.widget import Widget
 from pooltop.app.lines import StripFinisher
 from pooltop.app.textline import Line, format_duration, format_uptime
 from pooltop.app.view import PoolTotal
+from pooltop.judge import LeakLevel
 from pooltop.model import Pool, Snapshot, Totals, human_bytes, printable
 from pooltop.processes.verdict import Verdict, VerdictKind
-from pooltop.tracking import LeakLevel
 
 
 @dataclass(frozen=True)

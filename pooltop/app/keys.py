@@ -91,6 +91,8 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec(("e",), "toggle_totals", "Show totals of the shown rows", "View"),
     KeySpec(("l",), "toggle_highlight", "Highlight changes on / off", "View"),
     KeySpec(("enter",), "toggle_detail", "Detail of the selected row", "View", footer=True, short="Detail"),
+    KeySpec(("w",), "who", "Who allocates the selected cache: trace it live (Linux, root; again: stop)",
+            "View", footer=True, short="Who"),
     # Sampling.
     KeySpec(("space",), "toggle_pause", "Pause / resume sampling", "Sampling", footer=True, short="Pause"),
     KeySpec(("plus", "equals_sign"), "change_interval(1)", "Slower refresh (longer interval)", "Sampling",

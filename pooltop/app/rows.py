@@ -21,11 +21,13 @@ from textual.strip import Strip
 from pooltop.app.cells import fit, number
 from pooltop.app.columns import CHANGE_COLUMNS, MARKER_WIDTH, VALUE_COLUMNS, LaidColumn
 from pooltop.app.view import TableModel
+from pooltop.judge import LeakLevel
 from pooltop.model import Pool, printable
-from pooltop.tracking import LeakLevel
 
 LEVEL_TEXT = {LeakLevel.STABLE: "", LeakLevel.WATCH: "watch", LeakLevel.SUSPECT: "suspect",
               LeakLevel.LEAK: "LEAK"}
+#: after the level, by the row's reclaimable flag: "~" marks memory the kernel frees under pressure
+_RECLAIM_MARK = ("", "~")
 _LEVEL_CLASS = {LeakLevel.WATCH: "pool-table--watch", LeakLevel.SUSPECT: "pool-table--suspect",
                 LeakLevel.LEAK: "pool-table--leak"}
 _LABEL_CLASS = {LeakLevel.WATCH: "pool-table--label-watch", LeakLevel.SUSPECT: "pool-table--label-suspect",
@@ -57,7 +59,7 @@ _IN_TAG, _IN_POOL = 0, 1
 _IN_VALUE = {"allocs": 2, "frees": 4, "diff": 6, "bytes": 8}  # each followed by its change
 _IN_STATE = {"allocs": 10, "frees": 11, "diff": 12, "bytes": 13}  # its highlight state (ChangeMemory)
 _IN_DIFF, _IN_BYTES = _IN_VALUE["diff"], _IN_VALUE["bytes"]
-_IN_LEVEL, _IN_NEW, _IN_CURSOR, _IN_EXTRA = 14, 15, 16, 17
+_IN_LEVEL, _IN_NEW, _IN_CURSOR, _IN_EXTRA, _IN_RECLAIM = 14, 15, 16, 17, 18
 _COUNTERS = ("allocs", "frees", "diff", "bytes")
 _CELL_KINDS = {"tag": _Cell.TAG, "pool": _Cell.POOL, "per_alloc": _Cell.PER_ALLOC, "owner": _Cell.OWNER,
                "leak": _Cell.LEAK, "cache": _Cell.EXTRA, "rss": _Cell.EXTRA}
@@ -110,6 +112,8 @@ def row_inputs(model: TableModel, first: int, last: int, cursor: int,
     cols.append([first + i == cursor for i in range(n)])
     extra = m.extra_values
     cols.append(extra[rows].tolist() if extra is not None else [0] * n)
+    reclaimable = sample.leak.reclaimable
+    cols.append(reclaimable[rows].tolist() if len(reclaimable) == len(counters) else [False] * n)
     return list(zip(*cols, strict=True))
 
 
@@ -162,7 +166,7 @@ class RowPainter:
                         style = combo(level, cursor, "pool-table--up" if value > 0 else "pool-table--down")
                     text = number(value, w, signed=True)
             elif kind is _Cell.LEAK:
-                text = fit(LEVEL_TEXT[level], w)
+                text = fit(LEVEL_TEXT[level] + _RECLAIM_MARK[inputs[_IN_RECLAIM]], w)
                 if level is not LeakLevel.STABLE:
                     style = combo(level, cursor, _LABEL_CLASS[level])
             else:

@@ -11,24 +11,26 @@ over, so no delta is ever computed across a jump.
 Live, an optional process source (pooltop.processes.source.ProcessSource) is sampled here too (judge(),
 after the pool sample is handed over), every `process_every_s` of the system source's clock (six
 times less often while the verdict says nothing grows and no pool counter is suspect), and
-each (system, processes) pair feeds a VerdictWindow: the header's one-line verdict; the same
+each (system, processes) pair feeds a VerdictWindow: the header's one-line verdict, over the same
+leak window as the pool table and told what the table's judge says (so the line names a leaking
+row instead of saying nothing grows; pooltop's own process is never judged); the same
 snapshots go through a second Tracker for the processes view (`P`). A failing process sample
 costs only the verdict (None until the next good one), never the pool sample.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-import numpy as np
-
 from pooltop.model import Pool, Snapshot
 from pooltop.native import BigPoolAllocation, Source
-from pooltop.processes.verdict import Verdict, VerdictKind, VerdictWindow
-from pooltop.tracking import LeakLevel, TrackedSample, Tracker
+from pooltop.processes.verdict import PoolFindings, Verdict, VerdictKind, VerdictThresholds
+from pooltop.processes.verdict_window import VerdictWindow
+from pooltop.tracking import TrackedSample, Tracker
 
 #: how often (seconds of the system source's clock) processes are sampled for the verdict
 PROCESS_EVERY_S = 5.0
@@ -36,8 +38,6 @@ PROCESS_EVERY_S = 5.0
 #: suspect: reading every process costs far more than the pools (~0.15 ms a process here), and a
 #: leak hunter left running on a quiet server should not be what loads it
 PROCESS_QUIET_FACTOR = 6
-#: how many (system, processes) pairs the verdict looks at
-VERDICT_WINDOW = 30
 
 
 @runtime_checkable
@@ -86,13 +86,17 @@ class Sampler:
         self.process_every_s = process_every_s
         self.quiet_factor = quiet_factor
         self._pool_suspect = False  # the last pool sample had a suspect or leaking counter
-        self._verdicts = verdict_window or VerdictWindow(VERDICT_WINDOW)
+        self._tracker = tracker or Tracker()
+        # Processes are judged on the pools' evidence windows: a process just started is not growing
+        # before a cache that started with it could be.
+        self._verdicts = verdict_window or VerdictWindow(
+            thresholds=VerdictThresholds(judge=self._tracker.thresholds), own_pid=os.getpid())
         self._process_at_ns: int | None = None  # system clock of the last process sample
         self.verdict: Verdict | None = None  # the latest; None without processes or after a failure
         self._last_system: Snapshot | None = None  # the live snapshot judge() pairs processes with
-        self._process_tracker = Tracker()
+        self._pools: PoolFindings | None = None  # what the judge said of that snapshot's counters
+        self._process_tracker = Tracker(self._tracker.thresholds)
         self.process_sample: TrackedSample | None = None  # the latest tracked process snapshot
-        self._tracker = tracker or Tracker()
         self._tracker_lock = threading.Lock()
         self._source_lock = threading.Lock()
         self._reset_requested = threading.Event()
@@ -131,14 +135,15 @@ class Sampler:
             if self.replay is not None and generation != self._generation:
                 self._generation = generation
                 t = self._tracker
-                self._tracker = Tracker(t.window, t.thresholds, t._history_capacity)
+                self._tracker = Tracker(t.thresholds, t.history_capacity)
             if self._reset_requested.is_set():
                 self._reset_requested.clear()
                 # The sample on screen when the user asked becomes the baseline.
                 self._tracker.reset_baseline()
             tracked = self._tracker.update(snapshot)
         if self.processes is not None:
-            self._pool_suspect = bool(np.any(tracked.leak.levels >= LeakLevel.SUSPECT))
+            self._pools = PoolFindings.of(tracked.counters, tracked.leak)
+            self._pool_suspect = self._pools is not None
         return tracked
 
     @property
@@ -164,7 +169,7 @@ class Sampler:
             return False
         try:
             processes = self.processes.sample()
-            self.verdict = self._verdicts.push(system, processes)
+            self.verdict = self._verdicts.push(system, processes, self._pools)
             with self._tracker_lock:
                 self.process_sample = self._process_tracker.update(processes)
         except Exception:  # the verdict is a bonus: never let it break the pool sampling

@@ -17,11 +17,12 @@ import numpy.typing as npt
 
 from pooltop.app.changes import ChangeMemory
 from pooltop.app.sorting import EXTRA_SOURCES, SORT_NAMES, default_descending, extra_column
+from pooltop.judge import LeakLevel
 from pooltop.model import CounterSet, Pool, printable
 from pooltop.query import SORT_KEYS, compile_pattern, sort_rows, stable_head
 from pooltop.tagdb import OwnerCandidate
 from pooltop.tagdb.owners import OwnerLookup
-from pooltop.tracking import Deltas, IndexArray, LeakLevel, TrackedSample
+from pooltop.tracking import Deltas, IndexArray, TrackedSample
 
 
 class PoolMode(enum.Enum):
@@ -115,6 +116,8 @@ class RowFacts:
     object_size: int | None = None
     rss: int | None = None  # processes: resident memory
     process_os: str | None = None  # processes: "linux" (Diff is open files) or "windows" (handles)
+    reasons: tuple[str, ...] = ()  # the leak judge's, for this row's level
+    reclaimable: bool = False  # Linux: the kernel frees this cache under memory pressure
 
 
 def row_facts(model: TableModel, key: tuple[str, int]) -> RowFacts | None:
@@ -149,6 +152,8 @@ def row_facts(model: TableModel, key: tuple[str, int]) -> RowFacts | None:
         object_size=int(size[row]) if size is not None else None,
         rss=int(rss[row]) if rss is not None else None,
         process_os=model.process_os,
+        reasons=leak.reasons(row),
+        reclaimable=bool(leak.reclaimable[row]),
     )
 
 

@@ -1,7 +1,7 @@
 """`pooltop serve`: a Prometheus exporter for pool tags / slab caches.
 
-Imports nothing heavy at module level: pooltop.cli imports this module to register the command on
-every run, and prometheus_client is only needed when `serve` itself runs.
+Imports nothing heavy at module level: `pooltop serve --help` loads this module, and
+prometheus_client is only needed when `serve` itself runs.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from types import FrameType
 
 import click
 
-from pooltop.clikit import Duration
+from pooltop.clikit import TAG_FILE, Duration, judge_options
+from pooltop.judge import JudgeThresholds
 
 DEFAULT_LISTEN = "127.0.0.1:9877"
 
@@ -73,25 +74,26 @@ class ListenAddress(click.ParamType):  # type: ignore[type-arg]  # generic only 
               help="Export the N largest tags by bytes ...")
 @click.option("--max-watch", type=click.IntRange(min=0), default=100, show_default=True,
               help="... plus at most this many more at leak level watch or above.")
-@click.option("--window", type=click.IntRange(min=2), default=60, show_default=True,
-              help="Leak window, in samples.")
 @click.option("--root", type=click.Path(file_okay=False, exists=True), default=None,
               help="Serve a copied Linux tree (ROOT/proc/slabinfo, ROOT/sys/kernel/slab), not this kernel.")
-@click.option("--tagfile", "tagfiles", multiple=True, type=click.Path(dir_okay=False, exists=True),
+@click.option("--tagfile", "tagfiles", multiple=True, type=TAG_FILE,
               help="A pooltag.txt-format file to name tag owners (the owner label). Repeatable.")
+@judge_options
 def serve(
     listen: tuple[str, int] = ("127.0.0.1", 9877),
     interval: float = 5.0,
     top: int = 100,
     max_watch: int = 100,
-    window: int = 60,
     root: str | None = None,
     tagfiles: Sequence[str] = (),
+    thresholds: JudgeThresholds | None = None,
 ) -> None:
     """Serve Prometheus metrics: per-tag bytes, counts and leak level, system totals, exporter health.
 
     Exports the top N tags by bytes plus the tags at watch level or above (bounded by --max-watch),
-    so thousands of tags do not flood Prometheus. Stops cleanly on SIGTERM or Ctrl-C.
+    so thousands of tags do not flood Prometheus. The leak level is the leak judge's (the one
+    the live view and `report` show for the same samples), over --leak-window. Stops cleanly on
+    SIGTERM or Ctrl-C.
     """
     from pooltop.errors import PooltopError
 
@@ -114,7 +116,8 @@ def serve(
     if not is_loopback(host):
         log_stderr(f"warning: listening on {host}:{port} serves pool tags and driver names to every machine "
                    f"that can reach it, without authentication (the default is {DEFAULT_LISTEN})")
-    options = ExportOptions(interval=interval, top=top, max_watch=max_watch, window=window)
+    options = ExportOptions(interval=interval, top=top, max_watch=max_watch,
+                            thresholds=thresholds or JudgeThresholds())
 
     stop = threading.Event()
 

@@ -24,10 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from pooltop.judge import JudgeThresholds, LeakLevel
 from pooltop.model import CounterSet, HostInfo, Int64Array, Pool, Snapshot, Totals, printable
 from pooltop.query import head_rows
 from pooltop.tagdb.owners import OwnerLookup, OwnerLookupFactory
-from pooltop.tracking import IndexArray, LeakLevel, LeakThresholds, TrackedSample, Tracker, align
+from pooltop.tracking import IndexArray, TrackedSample, Tracker, align
 
 #: (tag, pool) -> the owner label value ("" when nothing is known)
 OwnerName = Callable[[str, Pool], str]
@@ -217,7 +218,8 @@ def build_frame(
 class FrameBuilder:
     """Turns successive snapshots of one source into export frames. One owner (the sampling thread).
 
-    Keeps the Tracker (leak levels over `window` samples), the monotonic alloc/free totals and the
+    Keeps the Tracker (the leak judge's levels over its leak window: the same verdict the live view
+    shows for the same samples), the monotonic alloc/free totals and the
     owner labels between samples.
     """
 
@@ -225,15 +227,14 @@ class FrameBuilder:
         self,
         top: int,
         max_watch: int,
-        window: int = 60,
         owners: OwnerLookupFactory | None = None,
-        thresholds: LeakThresholds | None = None,
+        thresholds: JudgeThresholds | None = None,
         warn: Callable[[str], None] = lambda _: None,
     ) -> None:
         self.top = top
         self.max_watch = max_watch
         # history=8: the exporter never reads per-counter history, keep that buffer small.
-        self._tracker = Tracker(window=window, thresholds=thresholds, history=8)
+        self._tracker = Tracker(thresholds, history=8)
         self._counts = MonotonicCounts()
         self._owners = OwnerResolver(owners, warn)
 

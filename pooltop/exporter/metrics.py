@@ -96,11 +96,13 @@ _TOTALS_HELP = {
     "swap_total": "Swap space.",
     "swap_free": "Free swap space.",
 }
-#: Totals field -> its metric, for every field Totals has (a new field gets a metric by itself)
+#: Totals fields that are no byte figures (node_exporter already exports pressure stall times)
+_NOT_BYTES = {"memory_stall_us"}
+#: Totals field -> its metric, for every byte figure Totals has (a new one gets a metric by itself)
 SYSTEM: dict[str, MetricSpec] = {
     f.name: MetricSpec(f"pooltop_system_{f.name}_bytes", Kind.GAUGE,
                        _TOTALS_HELP.get(f.name, f"System {f.name.replace('_', ' ')}, bytes."))
-    for f in fields(Totals)
+    for f in fields(Totals) if f.name not in _NOT_BYTES
 }
 
 # --- the exporter's own health ----------------------------------------------------------------------

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -23,9 +23,9 @@ from prometheus_client import CollectorRegistry, ProcessCollector, make_wsgi_app
 from pooltop.errors import PooltopError
 from pooltop.exporter.frame import FrameBuilder
 from pooltop.exporter.metrics import ExporterState, PoolCollector
+from pooltop.judge import JudgeThresholds
 from pooltop.native import Source
 from pooltop.tagdb.owners import OwnerLookupFactory
-from pooltop.tracking import LeakThresholds
 
 
 def log_stderr(message: str) -> None:
@@ -39,18 +39,15 @@ class ExportOptions:
     interval: float = 5.0  # seconds between samples
     top: int = 100  # the largest tags by bytes
     max_watch: int = 100  # at most this many more tags at watch level or above
-    window: int = 60  # leak window, in samples
     #: drop per-tag series when the last good sample is older than this (default: 5 intervals, >= 30 s)
     stale_after: float | None = None
-    thresholds: LeakThresholds | None = None
+    thresholds: JudgeThresholds = field(default_factory=JudgeThresholds)  # the leak judge's numbers
 
     def __post_init__(self) -> None:
         if not (self.interval > 0 and math.isfinite(self.interval)):
             raise ValueError("interval must be a positive number of seconds")
         if self.top < 0 or self.max_watch < 0:
             raise ValueError("top and max_watch must not be negative")
-        if self.window < 2:
-            raise ValueError("the leak window needs at least 2 samples")
 
     @property
     def stale_seconds(self) -> float:
@@ -81,7 +78,7 @@ class PoolExporter:
         self._clock = clock
         self._monotonic = monotonic
         self._log = log
-        self._builder = FrameBuilder(opts.top, opts.max_watch, opts.window, owners, opts.thresholds,
+        self._builder = FrameBuilder(opts.top, opts.max_watch, owners, opts.thresholds,
                                      warn=lambda m: log(f"warning: {m}"))
         self._state = ExporterState(source=getattr(source, "name", "unknown"))
         self._seen_warnings: set[str] = set()

@@ -7,8 +7,8 @@ it at recorded trees (tests/data/linux/...).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
-import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -134,13 +134,14 @@ def _parse_body_lines(data: bytes) -> SlabTable:
             continue
         head, *fields = line.rsplit(None, _DATA_FIELDS - 1)
         numbers = _slab_numbers(lineno, line, fields)
-        if len(head.split()) > 1:
+        name = head.split()
+        if len(name) > 1:
             # The name itself holds white space (a CR, say): the numbers are sound, the name cannot
             # be told apart from the columns, so this one row is left out rather than the file.
-            shown = printable(head.decode("utf-8", "replace"))
+            shown = printable(head.strip().decode("utf-8", "replace"))
             skipped.append(f"slabinfo line {lineno}: cache name '{shown}' holds white space; row left out")
             continue
-        names.append(head.decode("utf-8", "replace"))
+        names.append(name[0].decode("utf-8", "replace"))
         for col, value in zip(cols, numbers, strict=True):
             col.append(value)
     return SlabTable.from_columns(tuple(names), cols, tuple(skipped))
@@ -167,10 +168,12 @@ def _slab_numbers(lineno: int, line: bytes, fields: list[bytes]) -> tuple[int, .
 _NO_CACHES = SlabTable.from_columns((), np.zeros(0, np.int64))
 
 
-def slab_counters(table: SlabTable) -> CounterSet:
+def slab_counters(table: SlabTable, reclaimable: frozenset[str] | None = None) -> CounterSet:
     """slabinfo -> counters: tag = cache name, diff = active objects, bytes = active x object size.
 
     /proc/slabinfo has no cumulative alloc/free counts, so those columns stay 0 and the set says so.
+    With `reclaimable` (the names read_reclaimable gives) a `reclaimable` column (1/0) says which
+    caches the kernel frees under memory pressure; kmalloc-rcl-* caches are reclaimable by name.
     """
     active = table.active_objs
     size = table.objsize
@@ -187,7 +190,9 @@ def slab_counters(table: SlabTable) -> CounterSet:
             "total_objects": table.num_objs,
             "object_size": table.objsize,
             "slab_pages": table.num_slabs * table.pagesperslab,
-        },
+        } | ({} if reclaimable is None else {"reclaimable": np.fromiter(
+            (name in reclaimable or name.startswith("kmalloc-rcl-") for name in table.names),
+            dtype=np.int64, count=n)}),
         has_alloc_counts=False,
         counter_bits=64,
         copy=False,  # every column is fresh from the parse or made here
@@ -259,6 +264,44 @@ def read_slub_aliases(sys_root: str = "/sys") -> dict[str, tuple[str, ...]]:
     return out
 
 
+def _gethostname() -> str:
+    # gethostname(2) on Linux is uname's nodename; os.uname spares `pooltop snapshot` the socket module.
+    return os.uname().nodename
+
+
+def read_reclaimable(sys_root: str = "/sys") -> frozenset[str]:
+    """Names of the slab caches created with SLAB_RECLAIM_ACCOUNT (/sys/kernel/slab/NAME/reclaim_account
+    is 1): dentries, inodes, buffer heads... memory the kernel gives back under pressure. Every name
+    of a merged cache is listed (they share the one directory). Empty when /sys is not readable."""
+    base = os.path.join(sys_root, "kernel", "slab")
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return frozenset()
+    out = set()
+    for entry in entries:
+        try:
+            flag = _read_text(os.path.join(entry.path, "reclaim_account"))
+        except OSError:
+            continue
+        if flag.strip() == "1":
+            out.add(entry.name)
+    return frozenset(out)
+
+
+def parse_memory_pressure(text: str) -> int | None:
+    """/proc/pressure/memory -> the `some` line's total: microseconds some task stalled on memory."""
+    for line in text.splitlines():
+        kind, _, rest = line.partition(" ")
+        if kind != "some":
+            continue
+        for field_ in rest.split():
+            key, _, value = field_.partition("=")
+            if key == "total" and value.isdigit():
+                return int(value)
+    return None
+
+
 def _read_text(path: str) -> str:
     with open(path, encoding="utf-8", errors="replace") as f:
         return f.read()
@@ -276,15 +319,17 @@ class LinuxSource(Source):
         *,
         alias_refresh_s: float = 30.0,
         monotonic_ns: Callable[[], int] = time.monotonic_ns,
-        hostname: Callable[[], str] = socket.gethostname,
+        hostname: Callable[[], str] | None = None,
     ) -> None:
         self.proc_root = proc_root
         self.sys_root = sys_root
         self._alias_refresh_ns = int(alias_refresh_s * 1e9)
         self._monotonic_ns = monotonic_ns
-        self._hostname = hostname
+        self._hostname = hostname or _gethostname
         self._aliases: dict[str, tuple[str, ...]] = {}
+        self._reclaimable: frozenset[str] = frozenset()
         self._aliases_at: int | None = None
+        self._pressure_readable = True
         # Host name, kernel release and build, read again every alias_refresh_s (a live view asks
         # every refresh; only the uptime moves)
         self._host_facts: tuple[str, str, str, str | None] | None = None
@@ -337,21 +382,34 @@ class LinuxSource(Source):
     def aliases(self, now_ns: int) -> dict[str, tuple[str, ...]]:
         if self._aliases_at is None or now_ns - self._aliases_at >= self._alias_refresh_ns:
             self._aliases = read_slub_aliases(self.sys_root)
+            self._reclaimable = read_reclaimable(self.sys_root)
             self._aliases_at = now_ns
         return self._aliases
+
+    def memory_stall_us(self) -> int | None:
+        """The pressure stall total (Linux 4.20+ with CONFIG_PSI; None elsewhere, asked once)."""
+        if not self._pressure_readable:
+            return None
+        try:
+            return parse_memory_pressure(_read_text(self._proc("pressure/memory")))
+        except OSError:
+            self._pressure_readable = False
+            return None
 
     def sample(self) -> Snapshot:
         warnings: list[str] = []
         try:
             table = parse_slabinfo(self.read_slabinfo())
+            self.aliases(self._monotonic_ns())  # also refreshes the reclaimable names
         except (NeedsElevation, Unsupported) as e:
             # Degraded: say why once, still show the totals that are readable.
             warnings.append(f"{e}; showing system totals only")
             table = _NO_CACHES
         warnings.extend(table.warnings)
-        counters = slab_counters(table)
+        counters = slab_counters(table, self._reclaimable)
         try:
-            totals = meminfo_totals(parse_meminfo(_read_text(self._proc("meminfo"))))
+            totals = dataclasses.replace(meminfo_totals(parse_meminfo(_read_text(self._proc("meminfo")))),
+                                         memory_stall_us=self.memory_stall_us())
         except OSError as e:
             warnings.append(f"cannot read {self._proc('meminfo')}: {e.strerror}")
             totals = Totals()

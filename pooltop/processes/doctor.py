@@ -29,10 +29,19 @@ from pooltop.processes.logs import (
     WindowsEvent,
     parse_event_xml,
     parse_kernel_log,
+    read_kernel_log,
+    read_srv_events,
     srv_pool_events,
 )
 from pooltop.processes.source import ProcessOS, ProcessSource, ScanStats, plural, process_os
-from pooltop.processes.verdict import Verdict, VerdictKind, VerdictThresholds, judge, system_measure
+from pooltop.processes.verdict import (
+    Verdict,
+    VerdictKind,
+    VerdictThresholds,
+    fitted_to,
+    judge,
+    system_measure,
+)
 
 DOCTOR_SCHEMA = "pooltop.doctor/1"
 
@@ -359,7 +368,8 @@ def diagnose(
     when = now or utc_now()
     system, procs = samples[-1]
     os_name = process_os(procs.source)
-    verdict = judge(samples, th.verdict)
+    seconds = (samples[-1][1].monotonic_ns - samples[0][1].monotonic_ns) / 1e9
+    verdict = judge(samples, fitted_to(th.verdict, seconds) if seconds > 0 else th.verdict)
     findings: list[Finding] = [verdict_finding(verdict)]
     totals = system.totals
     for f in (kernel_memory_finding(totals, os_name, th), available_memory_finding(totals, th),
@@ -439,8 +449,6 @@ def collect_samples(
 
 
 def read_log(os_name: ProcessOS) -> LogText:
-    from pooltop.processes.logs import read_kernel_log, read_srv_events
-
     return read_kernel_log() if os_name == "linux" else read_srv_events()
 
 

@@ -11,8 +11,8 @@ import numpy as np
 
 from pooltop.model import Column, ColumnKind, CounterSet, Snapshot
 from pooltop.processes.source import UNKNOWN, ProcessOS, process_os
-from pooltop.query import SORT_KEYS, sort_rows
-from pooltop.tracking import Deltas, IndexArray, order_rows
+from pooltop.query import SORT_KEYS, order_rows, sort_rows
+from pooltop.tracking import Deltas, IndexArray, align
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,6 @@ def field_changes(
     now = field_values(current, field)
     if reference is None:
         return np.zeros(len(current), dtype=np.int64)
-    from pooltop.tracking import align
-
     idx = align(reference, current)
     before = field_values(reference, field)
     prior = np.where(idx >= 0, before[np.maximum(idx, 0)] if len(before) else 0, 0)

@@ -12,26 +12,29 @@ unreclaimable slab, Totals.slab_unreclaimable) with what processes do over the s
   grows steadily, and the kernel side either does not grow or grows with it.
 - "nothing is growing".
 
-Pure: judge() is a function of (system snapshot, process snapshot) pairs and thresholds. Growth
-statistics come from tracking.score_window (ups, downs, Theil-Sen slope), so "steady growth"
-means the same thing here as in the leak column.
+Pure: judge() is a function of (system snapshot, process snapshot) pairs, the live pool verdicts
+(PoolFindings) and thresholds, in three steps: measure (the leak judge's verdicts on the system
+total and on every process's private memory and pool charge, over the same evidence window as the
+pools), decide (which kind), word (the line). "Steady growth" means what the leak column means:
+the judge says suspect or leak. A process just started (its warm-up) is not growing until it has
+grown for the judge's suspect window; pooltop's own process is never judged.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from pooltop.judge import Judgements, JudgeThresholds, LeakLevel, judge_matrix, seconds_text, too_few_samples
 from pooltop.model import CounterSet, Pool, Snapshot, Totals, human_bytes
 from pooltop.processes.source import UNKNOWN, ProcessOS, process_os, split_tag
 from pooltop.processes.table import field_values
-from pooltop.tracking import FloatArray, LeakScores, LeakThresholds, compute_deltas, score_window
+from pooltop.tracking import FloatArray, compute_deltas
 
 MiB = 1 << 20
 
@@ -40,7 +43,7 @@ class VerdictKind(enum.Enum):
     KERNEL = "kernel"  # kernel/driver leak
     PROCESS = "process"  # a named process is growing
     NOTHING = "nothing"
-    UNKNOWN = "unknown"  # fewer than two samples
+    UNKNOWN = "unknown"  # too few samples
 
     @property
     def label(self) -> str:
@@ -63,6 +66,8 @@ class VerdictThresholds:
     attribution_share: float = 0.5
     #: a process whose handles / open files grew by this many is named as a hint
     handles_hint: int = 1000
+    #: the leak judge's evidence windows (the same as the pools'): growing means suspect or more
+    judge: JudgeThresholds = field(default_factory=JudgeThresholds)
 
 
 @dataclass(frozen=True)
@@ -145,8 +150,15 @@ def system_measure(os_name: ProcessOS) -> tuple[str, Callable[[Totals], int | No
     return "unreclaimable slab", lambda t: t.slab_unreclaimable
 
 
-# Growth statistics only: every column with one rising step and net growth gets a slope.
-_SCORING = LeakThresholds(min_samples=2, watch_min_ups=1)
+def fitted_to(th: VerdictThresholds, seconds: float) -> VerdictThresholds:
+    """Thresholds for a one-off look of `seconds` (`pooltop doctor --window`): the judge's evidence
+    windows shrink to what was watched, so a 10 s look can still say "growing"; with that little
+    evidence the verdict is only as good as the window."""
+    jt = th.judge
+    suspect = min(jt.suspect_window_s, 0.8 * seconds)
+    leak = max(min(jt.leak_window_s, seconds), suspect)
+    windows = dataclasses.replace(jt, suspect_window_s=suspect, leak_window_s=leak)
+    return dataclasses.replace(th, judge=windows)
 
 
 def _first_valid(values: FloatArray) -> FloatArray:
@@ -156,15 +168,13 @@ def _first_valid(values: FloatArray) -> FloatArray:
     return out
 
 
-def _steady(scores: LeakScores, start: FloatArray, min_bytes: float, share: float,
-            th: VerdictThresholds) -> np.ndarray:
-    """Columns that grew by enough, in most of their intervals, with a positive slope."""
-    changes = scores.ups + scores.downs
-    monotony = np.where(changes > 0, scores.ups / np.maximum(changes, 1), 0.0)
-    need_ups = np.minimum(th.min_ups, np.maximum(scores.samples - 1, 1))
+def _growing(judged: Judgements, start: FloatArray, min_bytes: float, share: float,
+             th: VerdictThresholds) -> np.ndarray:
+    """Columns the judge calls suspect or leak that also grew by enough for this measure, in most
+    of the intervals they changed in."""
     floor = np.maximum(min_bytes, share * np.nan_to_num(np.abs(start)))
-    out: np.ndarray = ((scores.growth >= floor) & (scores.slope > 0) & (monotony >= th.min_monotony)
-                       & (scores.ups >= need_ups))
+    out: np.ndarray = ((judged.levels >= LeakLevel.SUSPECT) & (judged.growth >= floor)
+                       & (judged.evidence.monotony >= th.min_monotony))
     return out
 
 
@@ -175,8 +185,10 @@ def _matrix(snaps: Sequence[Snapshot], tags: list[str], index: dict[str, int],
         c = snap.counters
         if not len(c):
             continue
-        cols = np.fromiter((index[tag] for tag in c.tags), dtype=np.intp, count=len(c))
+        cols = np.fromiter((index.get(tag, -1) for tag in c.tags), dtype=np.intp, count=len(c))
         values = column(c).astype(np.float64)
+        if bool((cols < 0).any()):  # processes not judged (pooltop's own)
+            values, cols = values[cols >= 0], cols[cols >= 0]
         if unknown_is_nan:
             values = np.where(values == UNKNOWN, np.nan, values)
         m[t, cols] = values
@@ -193,70 +205,105 @@ def _plus(n: float) -> str:
     return ("+" if n > 0 else "") + human_bytes(n)
 
 
-def _unknown(os_name: ProcessOS, label: str, samples: int) -> Verdict:
+def _unknown(os_name: ProcessOS, label: str, samples: int, th: JudgeThresholds) -> Verdict:
     ev = VerdictEvidence(os_name, 0.0, samples, label, None, None, None, None, False, None, (), (), ())
-    return Verdict(VerdictKind.UNKNOWN, "not enough samples yet (the verdict needs two)", ev)
+    return Verdict(VerdictKind.UNKNOWN, too_few_samples(th), ev)
 
 
-def judge(
-    samples: Sequence[tuple[Snapshot, Snapshot]],
-    thresholds: VerdictThresholds | None = None,
-) -> Verdict:
-    """The verdict over (system snapshot, process snapshot) pairs, oldest first.
+@dataclass(frozen=True)
+class PoolFindings:
+    """What the live pool table says (the leak judge over the Tracker's window): the most serious
+    row, and how many rows are leak / suspect. The verdict line must agree with it."""
 
-    The system snapshot is the kernel source's (its Totals are read; its counters, when present
-    in the first and last pair, name the tags / caches that grew most); the process snapshot is
-    a ProcessSource's.
-    """
-    th = thresholds or VerdictThresholds()
-    os_name: ProcessOS = process_os(samples[-1][1].source) if samples else "linux"
-    label, measure = system_measure(os_name)
-    if len(samples) < 2:
-        return _unknown(os_name, label, len(samples))
+    tag: str
+    pool: str  # Pool label
+    level: LeakLevel
+    growth_bytes: float
+    seconds: float
+    leaks: int
+    suspects: int
+
+    @classmethod
+    def of(cls, counters: CounterSet, judged: Judgements) -> PoolFindings | None:
+        """The top row at suspect or above (by level, then score), or None."""
+        serious = np.flatnonzero(judged.levels >= LeakLevel.SUSPECT)
+        if not len(serious):
+            return None
+        key = np.lexsort((judged.score[serious], judged.levels[serious]))
+        top = int(serious[key[-1]])
+        levels = judged.levels
+        return cls(counters.tags[top], Pool(int(counters.pools[top])).label, judged.level(top),
+                   float(judged.growth[top]), float(judged.evidence.span_s[top]),
+                   int(np.count_nonzero(levels == LeakLevel.LEAK)),
+                   int(np.count_nonzero(levels == LeakLevel.SUSPECT)))
+
+    def text(self) -> str:
+        kind = "cache" if self.pool == Pool.SLAB.label else "tag"
+        counts = f"{self.leaks} leak, {self.suspects} suspect"
+        return (f"{kind} {self.tag.rstrip()} is {self.level.label} ({_plus(self.growth_bytes)} in "
+                f"{seconds_text(self.seconds)}; {counts})")
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """measure()'s result: the evidence, and what decide() and word() read beside it."""
+
+    evidence: VerdictEvidence
+    grow_private: np.ndarray  # by process column
+    index: dict[str, int]
+    have_system: bool
+    pool_top: ProcessGrowth | None  # Windows: the process charged with most pool growth
+
+
+def measure(samples: Sequence[tuple[Snapshot, Snapshot]], th: VerdictThresholds,
+            exclude_pids: Sequence[int] = ()) -> _Measured:
+    """The judge over the system measure and every process (at least two samples)."""
+    os_name: ProcessOS = process_os(samples[-1][1].source)
+    label, measure_of = system_measure(os_name)
     systems = [s for s, _ in samples]
     procs = [p for _, p in samples]
+    jt = th.judge
 
-    # The kernel side.
     sys_times = np.array([s.monotonic_ns for s in systems], dtype=np.float64) / 1e9
-    sys_raw = [measure(s.totals) for s in systems]
+    sys_raw = [measure_of(s.totals) for s in systems]
     sys_values = np.array([[np.nan if v is None else float(v)] for v in sys_raw])
     have_system = bool(np.isfinite(sys_values).sum() >= 2)
     sys_start = sys_end = sys_growth = None
     sys_rate: float | None = None
     sys_growing = False
     if have_system:
-        s_scores = score_window(sys_times, sys_values, _SCORING)
+        s_judged = judge_matrix(sys_times, sys_values, thresholds=jt)
         finite = sys_values[np.isfinite(sys_values[:, 0]), 0]
         sys_start, sys_end = int(finite[0]), int(finite[-1])
         sys_growth = sys_end - sys_start
-        sys_rate = float(s_scores.slope[0])
-        sys_growing = bool(_steady(s_scores, finite[:1], th.system_min_growth_bytes,
-                                   th.system_min_growth_share, th)[0])
+        sys_rate = s_judged.evidence.trend.slope_at(0) if s_judged.evidence.candidate[0] \
+            else _plain_rate(sys_times, sys_values[:, 0])
+        sys_growing = bool(_growing(s_judged, finite[:1], th.system_min_growth_bytes,
+                                    th.system_min_growth_share, th)[0])
 
-    # The processes.
     times = np.array([p.monotonic_ns for p in procs], dtype=np.float64) / 1e9
-    seconds = float(times[-1] - times[0])
+    excluded = set(exclude_pids)
     tags: list[str] = []
     index: dict[str, int] = {}
     for p in procs:
         for tag in p.counters.tags:
-            if tag not in index:
+            if tag not in index and split_tag(tag)[1] not in excluded:
                 index[tag] = len(tags)
                 tags.append(tag)
     private = _matrix(procs, tags, index, lambda c: c.bytes)
     handles = _matrix(procs, tags, index, lambda c: c.diff, unknown_is_nan=True)
     alive = ~np.isnan(private[-1]) if len(tags) else np.zeros(0, dtype=np.bool_)
-    p_scores = score_window(times, private, _SCORING)
-    grow_private = _steady(p_scores, _first_valid(private), th.process_min_growth_bytes,
-                           th.process_min_growth_share, th) & alive
+    p_judged = judge_matrix(times, private, thresholds=jt)
+    grow_private = _growing(p_judged, _first_valid(private), th.process_min_growth_bytes,
+                            th.process_min_growth_share, th) & alive
     pool_growth: np.ndarray | None = None
     grow_pool = np.zeros(len(tags), dtype=np.bool_)
     attributed: int | None = None
     if os_name == "windows":
         pool = _matrix(procs, tags, index, lambda c: field_values(c, "pool"))
-        q_scores = score_window(times, pool, _SCORING)
-        pool_growth = q_scores.growth
-        grow_pool = _steady(q_scores, _first_valid(pool), th.process_min_pool_growth_bytes, 0.0, th) & alive
+        q_judged = judge_matrix(times, pool, thresholds=jt)
+        pool_growth = np.asarray(q_judged.growth)
+        grow_pool = _growing(q_judged, _first_valid(pool), th.process_min_pool_growth_bytes, 0.0, th) & alive
         # Net change of the pool charged to processes (exits release their charge, starts add it),
         # the part of the pool's change that processes account for.
         attributed = int(np.nansum(pool[-1]) - np.nansum(pool[0]))
@@ -268,82 +315,159 @@ def judge(
         hg = handles_growth[i]
         return ProcessGrowth(
             tag=tags[i], name=name, pid=pid,
-            private_growth=int(p_scores.growth[i]),
-            private_rate=float(p_scores.slope[i]),
+            private_growth=int(p_judged.growth[i]),
+            private_rate=p_judged.slope_at(i) if p_judged.evidence.candidate[i]
+            else _plain_rate(times, private[:, i]),
             pool_growth=None if pool_growth is None else int(pool_growth[i]),
             handles_growth=None if np.isnan(hg) else int(hg),
             growing=bool(grow_private[i] or grow_pool[i]),
         )
 
-    pool_first = os_name == "windows" and sys_growing
-    rank_by = pool_growth if pool_first and pool_growth is not None else p_scores.growth
+    rank_by = pool_growth if os_name == "windows" and sys_growing and pool_growth is not None \
+        else np.asarray(p_judged.growth)
     grower_idx = np.flatnonzero(grow_private | grow_pool)
     grower_idx = grower_idx[np.argsort(-rank_by[grower_idx], kind="stable")][:10]
-    growers = tuple(growth_of(int(i)) for i in grower_idx)
     hint_idx = np.flatnonzero(alive & (np.nan_to_num(handles_growth) >= th.handles_hint))
     hint_idx = hint_idx[np.argsort(-handles_growth[hint_idx], kind="stable")][:3]
-    handle_growers = tuple(growth_of(int(i)) for i in hint_idx)
-
+    pool_top = None
+    if pool_growth is not None and len(tags) and bool(alive.any()):
+        # The process charged with most of the pool's growth, whether or not it passed the thresholds.
+        pool_top = growth_of(int(np.argmax(np.where(alive, pool_growth, -np.inf))))
     evidence = VerdictEvidence(
-        os=os_name, seconds=seconds, samples=len(samples), system_measure=label,
+        os=os_name, seconds=float(times[-1] - times[0]), samples=len(samples), system_measure=label,
         system_start=sys_start, system_end=sys_end, system_growth=sys_growth, system_rate=sys_rate,
-        system_growing=sys_growing, attributed_growth=attributed, growing_processes=growers,
-        handle_growers=handle_growers, top_counters=_top_counters(systems),
+        system_growing=sys_growing, attributed_growth=attributed,
+        growing_processes=tuple(growth_of(int(i)) for i in grower_idx),
+        handle_growers=tuple(growth_of(int(i)) for i in hint_idx), top_counters=_top_counters(systems),
     )
-    when = f"in {_fmt_seconds(seconds)}"
+    return _Measured(evidence, grow_private, index, have_system, pool_top)
 
-    if sys_growing and sys_growth is not None:
-        explained = (attributed is not None and attributed >= th.attribution_share * sys_growth
-                     and pool_growth is not None and len(tags) > 0)
+
+def _plain_rate(times: FloatArray, values: FloatArray) -> float:
+    """(last - first) / seconds over the present samples: the rate of a series the judge found no
+    trend in (it measures trends only where something grows)."""
+    ok = ~np.isnan(values)
+    if ok.sum() < 2:
+        return 0.0
+    t, v = times[ok], values[ok]
+    return float((v[-1] - v[0]) / (t[-1] - t[0])) if t[-1] > t[0] else 0.0
+
+
+def decide(m: _Measured, th: VerdictThresholds, pools: PoolFindings | None) -> tuple[VerdictKind, str | None]:
+    """Kernel (the system measure grows, or a pool row is suspect or leak, unless processes are
+    charged with the growth), process, or nothing. Returns the kind and the process it names."""
+    ev = m.evidence
+    growers = ev.growing_processes
+    if ev.system_growing and ev.system_growth is not None:
+        explained = (ev.attributed_growth is not None and m.pool_top is not None
+                     and ev.attributed_growth >= th.attribution_share * ev.system_growth)
         if explained:
-            assert pool_growth is not None
-            top = int(np.argmax(np.where(alive, pool_growth, -np.inf)))
-            g = growth_of(top)
-            share = 100.0 * (g.pool_growth or 0) / max(sys_growth, 1)
-            handles_part = f" (handles {g.handles_growth:+,})" if g.handles_growth else ""
-            text = (f"process {g.tag} is growing: its pool {_plus(g.pool_growth or 0)}{handles_part} is "
-                    f"{share:.0f}% of the {label}'s {_plus(sys_growth)} {when}")
-            return Verdict(VerdictKind.PROCESS, text, evidence, g.tag)
-        head = f"kernel/driver leak: {label} {_plus(sys_growth)} {when}"
-        if attributed is not None:
-            head += f", processes' pool only {_plus(attributed)}"
-        elif not handle_growers:
-            head += ", outside any process's memory"
-        parts = [head]
-        if evidence.top_counters:
-            top_c = evidence.top_counters[0]
-            kind = "cache" if top_c.pool == Pool.SLAB.label else "tag"
-            parts.append(f"top {kind} {top_c.tag.rstrip()} {_plus(top_c.bytes_growth)}")
-        if handle_growers:
-            h = handle_growers[0]
-            what = "files" if os_name == "linux" else "handles"
-            parts.append(f"{h.tag} opened {h.handles_growth:+,} {what} (kernel objects it holds)")
-        if growers:
-            parts.append(f"user memory also growing: {growers[0].tag} {_plus(growers[0].private_growth)}")
-        return Verdict(VerdictKind.KERNEL, "; ".join(parts), evidence)
-
+            assert m.pool_top is not None
+            return VerdictKind.PROCESS, m.pool_top.tag
+        return VerdictKind.KERNEL, None
+    if pools is not None:
+        return VerdictKind.KERNEL, None
     if growers:
-        g = growers[0]
-        if grow_private[index[g.tag]]:
-            rate = f" ({human_bytes(g.private_rate)}/s)" if g.private_rate > 0 else ""
-            what = "private memory" if os_name == "linux" else "private bytes"
-            text = f"process {g.tag} is growing: {what} {_plus(g.private_growth)} {when}{rate}"
-        else:
-            handles_part = f" (handles {g.handles_growth:+,})" if g.handles_growth else ""
-            text = f"process {g.tag} is growing: its pool {_plus(g.pool_growth or 0)} {when}{handles_part}"
-        if len(growers) > 1:
-            text += f"; {len(growers) - 1} more growing"
-        if not have_system:
-            text += f" ({label} not readable)"
-        return Verdict(VerdictKind.PROCESS, text, evidence, g.tag)
+        return VerdictKind.PROCESS, growers[0].tag
+    return VerdictKind.NOTHING, None
 
-    if have_system and sys_growth is not None:
-        text = (f"nothing is growing: {label} {_plus(sys_growth)} {when}, no process grew steadily by "
+
+def word(kind: VerdictKind, m: _Measured, th: VerdictThresholds, pools: PoolFindings | None) -> str:
+    """The one line for the header and `pooltop doctor`."""
+    ev = m.evidence
+    label = ev.system_measure
+    when = f"in {_fmt_seconds(ev.seconds)}"
+    if kind is VerdictKind.PROCESS and ev.system_growing and ev.system_growth is not None \
+            and m.pool_top is not None:
+        g = m.pool_top
+        share = 100.0 * (g.pool_growth or 0) / max(ev.system_growth, 1)
+        handles_part = f" (handles {g.handles_growth:+,})" if g.handles_growth else ""
+        return (f"process {g.tag} is growing: its pool {_plus(g.pool_growth or 0)}{handles_part} is "
+                f"{share:.0f}% of the {label}'s {_plus(ev.system_growth)} {when}")
+    if kind is VerdictKind.KERNEL:
+        return _kernel_line(ev, pools, when)
+    if kind is VerdictKind.PROCESS:
+        return _process_line(m, when)
+    if m.have_system and ev.system_growth is not None:
+        return (f"nothing is growing: {label} {_plus(ev.system_growth)} {when}, no process grew steadily by "
                 f"{human_bytes(th.process_min_growth_bytes)} or more")
+    return (f"nothing is growing among processes {when} ({label} not readable, so a kernel leak "
+            "cannot be told)")
+
+
+def _kernel_line(ev: VerdictEvidence, pools: PoolFindings | None, when: str) -> str:
+    growers = ev.growing_processes
+    parts = [_kernel_head(ev, pools, when)]
+    if ev.top_counters:
+        top_c = ev.top_counters[0]
+        what = "cache" if top_c.pool == Pool.SLAB.label else "tag"
+        parts.append(f"top {what} {top_c.tag.rstrip()} {_plus(top_c.bytes_growth)}")
+    if pools is not None and ev.system_growing:
+        parts.append(pools.text())
+    if ev.handle_growers:
+        h = ev.handle_growers[0]
+        what = "files" if ev.os == "linux" else "handles"
+        parts.append(f"{h.tag} opened {h.handles_growth:+,} {what} (kernel objects it holds)")
+    if growers:
+        parts.append(f"user memory also growing: {growers[0].tag} {_plus(growers[0].private_growth)}")
+    return "; ".join(parts)
+
+
+def _process_line(m: _Measured, when: str) -> str:
+    ev = m.evidence
+    growers = ev.growing_processes
+    label, os_name = ev.system_measure, ev.os
+    g = growers[0]
+    if m.grow_private[m.index[g.tag]]:
+        rate = f" ({human_bytes(g.private_rate)}/s)" if g.private_rate > 0 else ""
+        what = "private memory" if os_name == "linux" else "private bytes"
+        text = f"process {g.tag} is growing: {what} {_plus(g.private_growth)} {when}{rate}"
     else:
-        text = (f"nothing is growing among processes {when} ({label} not readable, so a kernel leak "
-                "cannot be told)")
-    return Verdict(VerdictKind.NOTHING, text, evidence)
+        handles_part = f" (handles {g.handles_growth:+,})" if g.handles_growth else ""
+        text = f"process {g.tag} is growing: its pool {_plus(g.pool_growth or 0)} {when}{handles_part}"
+    if len(growers) > 1:
+        text += f"; {len(growers) - 1} more growing"
+    if not m.have_system:
+        text += f" ({label} not readable)"
+    return text
+
+
+def _kernel_head(ev: VerdictEvidence, pools: PoolFindings | None, when: str) -> str:
+    if not ev.system_growing or ev.system_growth is None:
+        assert pools is not None
+        return f"kernel/driver {pools.level.label}: {pools.text()}"
+    head = f"kernel/driver leak: {ev.system_measure} {_plus(ev.system_growth)} {when}"
+    if ev.attributed_growth is not None:
+        head += f", processes' pool only {_plus(ev.attributed_growth)}"
+    elif not ev.handle_growers:
+        head += ", outside any process's memory"
+    return head
+
+
+def judge(
+    samples: Sequence[tuple[Snapshot, Snapshot]],
+    thresholds: VerdictThresholds | None = None,
+    pools: PoolFindings | None = None,
+    exclude_pids: Sequence[int] = (),
+) -> Verdict:
+    """The verdict over (system snapshot, process snapshot) pairs, oldest first.
+
+    The system snapshot is the kernel source's (its Totals are read; its counters, when present
+    in the first and last pair, name the tags / caches that grew most); the process snapshot is
+    a ProcessSource's. `pools`: what the live table's judge says (its top row is named when it is
+    suspect or leak). Processes in `exclude_pids` (pooltop itself) are not judged.
+    """
+    th = thresholds or VerdictThresholds()
+    os_name: ProcessOS = process_os(samples[-1][1].source) if samples else "linux"
+    if len(samples) < th.judge.min_samples and pools is None:
+        return _unknown(os_name, system_measure(os_name)[0], len(samples), th.judge)
+    if len(samples) < 2:
+        ev = _unknown(os_name, system_measure(os_name)[0], len(samples), th.judge).evidence
+        assert pools is not None
+        return Verdict(VerdictKind.KERNEL, f"kernel/driver {pools.level.label}: {pools.text()}", ev)
+    m = measure(samples, th, exclude_pids)
+    kind, subject = decide(m, th, pools)
+    return Verdict(kind, word(kind, m, th, pools), m.evidence, subject)
 
 
 def _top_counters(systems: Sequence[Snapshot], limit: int = 3) -> tuple[CounterGrowth, ...]:
@@ -356,35 +480,3 @@ def _top_counters(systems: Sequence[Snapshot], limit: int = 3) -> tuple[CounterG
     c = last.counters
     return tuple(CounterGrowth(c.tags[i], Pool(int(c.pools[i])).label, int(d.bytes[i]))
                  for i in order.tolist() if d.bytes[i] > 0)
-
-
-class VerdictWindow:
-    """The last `size` (system, process) sample pairs and their verdict, for a live header.
-
-    System snapshots are kept without their counters (a Windows box has tens of thousands of
-    tags), unless `keep_counters`; the verdict then names no top tag, which the live table shows
-    anyway. Not thread-safe: one owner pushes; Verdicts are immutable.
-    """
-
-    def __init__(self, size: int = 30, thresholds: VerdictThresholds | None = None,
-                 keep_counters: bool = False) -> None:
-        if size < 2:
-            raise ValueError("the verdict window needs at least 2 samples")
-        self.thresholds = thresholds
-        self.keep_counters = keep_counters
-        self._pairs: deque[tuple[Snapshot, Snapshot]] = deque(maxlen=size)
-
-    def __len__(self) -> int:
-        return len(self._pairs)
-
-    def push(self, system: Snapshot, processes: Snapshot) -> Verdict:
-        if not self.keep_counters and len(system.counters):
-            system = dataclasses.replace(system, counters=CounterSet.empty(), aliases={})
-        self._pairs.append((system, processes))
-        return self.verdict()
-
-    def verdict(self) -> Verdict:
-        return judge(list(self._pairs), self.thresholds)
-
-    def clear(self) -> None:
-        self._pairs.clear()

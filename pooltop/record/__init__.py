@@ -3,7 +3,8 @@
 - database: the file's layout (tables, schema), opening and recognising it
 - codec: one sample's frame (full or delta) and the state frames are applied to
 - writer: RecordingWriter appends samples; recorder: the unattended loop of `pooltop record`
-- reader: Recording (facts, owners, any sample as a Snapshot); series: samples as matrices
+- reader: Recording (facts, owners, any sample as a Snapshot); series: every sample as matrices of
+  intervals (last, lowest, highest value), swept by sweep.KeyTrack
 - replay: a recording (or snapshots) played back through the live view's Source interface
 - command: the `record` command
 """

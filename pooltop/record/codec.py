@@ -64,7 +64,9 @@ def encode_frame(frame: Frame) -> bytes:
 
 
 class DamagedFrame(BadInput):
-    """A frame that cannot be decoded; `index` is its place in the batch given to decode_frames."""
+    """A frame that cannot be decoded or applied; `index` is its place in the batch given to
+    decode_frames. The message says what is wrong ("damaged sample frame (truncated)"); the reader
+    names the file."""
 
     def __init__(self, index: int, message: str) -> None:
         super().__init__(message)
@@ -112,16 +114,16 @@ def _parse_headers(blobs: Sequence[bytes], columns: int) -> tuple[list[bytes], l
             raw = zlib.decompress(blob)
             version, n, n_removed, cols, mask = _FRAME_HEADER.unpack_from(raw, 0)
         except (zlib.error, struct.error, TypeError):
-            raise DamagedFrame(index, "recording has a damaged sample frame") from None
+            raise DamagedFrame(index, "damaged sample frame (not zlib data)") from None
         if version != 2:
-            raise DamagedFrame(index, f"recording frame version {version} is not supported")
+            raise DamagedFrame(index, f"damaged sample frame (version {version} is not supported)")
         if cols != columns:
-            raise DamagedFrame(index, f"recording has a damaged sample frame ({cols} columns, not {columns})")
+            raise DamagedFrame(index, f"damaged sample frame ({cols} columns, not {columns})")
         if mask >> len(TOTAL_FIELDS):
-            raise DamagedFrame(index, "recording has a damaged sample frame (unknown totals)")
+            raise DamagedFrame(index, "damaged sample frame (unknown totals)")
         code = raw[_FRAME_HEADER.size : _FRAME_HEADER.size + slots]
         if len(code) != slots or max(code) > 3:
-            raise DamagedFrame(index, "recording has a damaged sample frame (bad header)")
+            raise DamagedFrame(index, "damaged sample frame (bad header)")
         raws.append(raw)
         heads.append((n, n_removed, mask.bit_count(), mask))
         codes.append(code)
@@ -160,7 +162,7 @@ def decode_frames(blobs: Sequence[bytes], columns: int) -> FrameBatch:
         index = int(wrong[0])
         short = data_at + int(sizes[index].sum()) > raw_len[index]
         what = "truncated" if short else "wrong size"
-        raise DamagedFrame(index, f"recording has a damaged sample frame ({what})")
+        raise DamagedFrame(index, f"damaged sample frame ({what})")
     src_at = (_exclusive_cumsum(raw_len) + data_at)[:, None] + _exclusive_cumsum(sizes, axis=1)
     # The output holds slot after slot (ids, removed, each column, totals), each in frame order.
     slot_start = _exclusive_cumsum(lengths.sum(axis=0))
@@ -221,9 +223,9 @@ class FrameState:
     def apply(self, full: bool, frame: Frame) -> None:
         ids, values, removed = frame.ids, frame.values, frame.removed
         if values.shape != (len(ids), self.values.shape[1]):
-            raise BadInput("recording has a damaged sample frame (wrong shape)")
+            raise DamagedFrame(0, "damaged sample frame (wrong shape)")
         if (len(ids) and int(ids.min()) < 0) or (len(removed) and int(removed.min()) < 0):
-            raise BadInput("recording has a damaged sample frame (negative id)")
+            raise DamagedFrame(0, "damaged sample frame (negative id)")
         top = max(int(ids.max()) + 1 if len(ids) else 0, int(removed.max()) + 1 if len(removed) else 0)
         self.grow(top)
         slots = [i for i in range(len(TOTAL_FIELDS)) if frame.totals_mask >> i & 1]

@@ -8,7 +8,7 @@ from functools import partial
 
 import click
 
-from pooltop.clikit import Duration, Size
+from pooltop.clikit import TAG_FILE, Duration, Size
 from pooltop.native import open_source
 from pooltop.record.recorder import record as run
 from pooltop.tagdb.owners import snapshot_owner_lookup
@@ -45,7 +45,7 @@ from pooltop.tagdb.owners import snapshot_owner_lookup
     "--tagfile",
     "tagfiles",
     multiple=True,
-    type=click.Path(dir_okay=False),
+    type=TAG_FILE,
     help="A pooltag.txt-format file to name tag owners. Repeatable.",
 )
 @click.option("--root", type=click.Path(file_okay=False), default=None, hidden=True)

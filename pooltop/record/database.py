@@ -67,6 +67,9 @@ def connect(path: str, create: bool) -> sqlite3.Connection:
     try:
         # check_same_thread off: a replay is read by the UI's sampling thread; callers serialise access.
         con = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+        # Text that is not UTF-8 (a damaged page) reads with U+FFFD in place of the bad bytes instead
+        # of failing the whole query: the rest of the recording stays readable.
+        con.text_factory = lambda raw: raw.decode("utf-8", "replace")
         con.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode: a committed sample survives a process crash; only a power loss can
         # drop the last few, and the file stays consistent either way.

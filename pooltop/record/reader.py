@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sqlite3
@@ -12,9 +13,9 @@ from typing import NamedTuple
 import numpy as np
 
 from pooltop.errors import BadInput
-from pooltop.model import CounterSet, HostInfo, Snapshot
-from pooltop.record.codec import FrameState, Int64Array, decode_frame
-from pooltop.record.database import SCHEMA, connect, from_wall_us
+from pooltop.model import CounterSet, HostInfo, Pool, Snapshot
+from pooltop.record.codec import DamagedFrame, FrameState, Int64Array, decode_frame
+from pooltop.record.database import BASE_COLUMNS, SCHEMA, connect, from_wall_us
 from pooltop.tagdb import OwnerCandidate
 from pooltop.tagdb.owners import candidate_from_json
 
@@ -35,6 +36,58 @@ class RecordingInfo:
 
 
 
+def _extent(con: sqlite3.Connection) -> tuple[int, object, object]:
+    """How many samples, the first and the last wall clock time. Counting reads every page of the
+    samples table; when one is damaged, the ends of the table (what reading stops at) still say
+    how many samples there were meant to be, and the report keeps those before the damage."""
+    try:
+        count, first, last = con.execute(
+            "SELECT count(*), min(wall_us), max(wall_us) FROM samples"
+        ).fetchone()
+        return int(count), first, last
+    except sqlite3.DatabaseError:
+        # one min() or max() per query: SQLite then reads only the edge of the table's b-tree
+        low = con.execute("SELECT min(id) FROM samples").fetchone()[0]
+        high = con.execute("SELECT max(id) FROM samples").fetchone()[0]
+        if low is None:
+            raise
+        ends = "SELECT wall_us FROM samples WHERE id = ?"
+        first, last = (con.execute(ends, (i,)).fetchone()[0] for i in (low, high))
+        return high - low + 1, first, last
+
+
+def _info(path: str, meta: dict[str, str], count: int, first: object, last: object) -> RecordingInfo:
+    """The facts of the meta table, each checked for the type it must have."""
+    host = json.loads(meta["host"])
+    interval = json.loads(meta.get("interval_s", "null"))
+    columns = json.loads(meta["columns"])
+    bits = json.loads(meta["counter_bits"])
+    if not isinstance(host, dict):
+        raise TypeError(f"host is {type(host).__name__}, not an object")
+    if interval is not None and (not isinstance(interval, int | float) or not interval > 0):
+        raise ValueError(f"interval {interval!r}")
+    if not isinstance(columns, list) or columns[:4] != list(BASE_COLUMNS) or not all(
+        isinstance(c, str) for c in columns
+    ):
+        raise ValueError(f"columns {columns!r}")
+    if bits not in (32, 64):
+        raise ValueError(f"counter_bits {bits!r}")
+    return RecordingInfo(
+        path=path,
+        schema=meta["schema"],
+        source=str(meta["source"]),
+        host=HostInfo.from_json(host),
+        interval_s=None if interval is None else float(interval),
+        columns=tuple(columns),
+        has_alloc_counts=bool(json.loads(meta["has_alloc_counts"])),
+        counter_bits=bits,
+        samples=int(count),
+        # a damaged sample's clock may not be a number: the facts leave it out, reading it says so
+        first_at=from_wall_us(first) if isinstance(first, int) else None,
+        last_at=from_wall_us(last) if isinstance(last, int) else None,
+    )
+
+
 class SampleRow(NamedTuple):
     """A sample's facts besides its frame."""
 
@@ -49,29 +102,15 @@ def read_info(path: str, con: sqlite3.Connection | None = None) -> RecordingInfo
     try:
         try:
             meta = dict(con.execute("SELECT key, value FROM meta"))
-            count, first, last = con.execute(
-                "SELECT count(*), min(wall_us), max(wall_us) FROM samples"
-            ).fetchone()
+            count, first, last = _extent(con)
         except sqlite3.DatabaseError as e:
             raise BadInput(f"{path} is not a pooltop recording or is damaged ({e})") from None
         if meta.get("schema") != SCHEMA:
             raise BadInput(f"{path} is not a pooltop recording (schema {meta.get('schema')!r})")
         try:
-            return RecordingInfo(
-                path=path,
-                schema=meta["schema"],
-                source=meta["source"],
-                host=HostInfo.from_json(json.loads(meta["host"])),
-                interval_s=json.loads(meta.get("interval_s", "null")),
-                columns=tuple(json.loads(meta["columns"])),
-                has_alloc_counts=bool(json.loads(meta["has_alloc_counts"])),
-                counter_bits=int(json.loads(meta["counter_bits"])),
-                samples=int(count),
-                first_at=from_wall_us(first) if first is not None else None,
-                last_at=from_wall_us(last) if last is not None else None,
-            )
-        except (KeyError, ValueError, TypeError, OverflowError) as e:
-            raise BadInput(f"{path} has damaged recording facts ({e})") from None
+            return _info(path, meta, count, first, last)
+        except (KeyError, ValueError, TypeError, AttributeError, OverflowError) as e:
+            raise BadInput(f"{path} has damaged recording facts ({type(e).__name__}: {e})") from None
     finally:
         if own:
             con.close()
@@ -102,22 +141,17 @@ class Recording:
         self.con = connect(path, create=False)
         try:
             self.info = read_info(path, self.con)
-            self._keys = {i: (t, p) for i, t, p in self.con.execute("SELECT id, tag, pool FROM keys")}
-            self.aliases = {
-                t: tuple(json.loads(a)) for t, a in self.con.execute("SELECT tag, names FROM aliases")
-            }
-        except (sqlite3.DatabaseError, ValueError) as e:
-            self.con.close()
-            raise BadInput(f"{path} is damaged ({e})") from None
+            keys = read_keys(path, self.con)
+            top = max((i for i, _t, _p in keys), default=0) + 1
+            self.key_tags = [""] * top
+            self.key_pools = np.zeros(top, dtype=np.uint8)
+            self.key_defined = np.zeros(top, dtype=np.bool_)
+            for i, tag, pool in keys:
+                self.key_tags[i], self.key_pools[i], self.key_defined[i] = tag, pool, True
+            self.aliases = self._aliases()
         except BaseException:
             self.con.close()
             raise
-        top = max(self._keys, default=0) + 1
-        self.key_tags = [""] * top
-        self.key_pools = np.zeros(top, dtype=np.uint8)
-        for i, (t, p) in self._keys.items():
-            self.key_tags[i] = t
-            self.key_pools[i] = p if 0 <= p < 256 else 0
 
     def close(self) -> None:
         self.con.close()
@@ -131,17 +165,49 @@ class Recording:
     def __len__(self) -> int:
         return self.info.samples
 
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """Turns what a damaged file raises into one line that names the file."""
+        try:
+            yield
+        except sqlite3.DatabaseError as e:
+            raise BadInput(f"{self.path} is damaged ({e})") from None
+        except DamagedFrame as e:
+            raise BadInput(f"{self.path} has a {e}") from None
+
     def owners(self) -> dict[tuple[str, int], list[OwnerCandidate]]:
+        """Who owned each tag when recording started; what cannot be read (a damaged row, or no
+        owners table at all) is left out: owners name suspects, they are not the evidence."""
         out: dict[tuple[str, int], list[OwnerCandidate]] = {}
-        for tag, pool, cands in self.con.execute("SELECT tag, pool, candidates FROM owners"):
+        try:
+            rows = self.con.execute("SELECT tag, pool, candidates FROM owners").fetchall()
+        except sqlite3.DatabaseError:
+            return out
+        for tag, pool, cands in rows:
             try:
-                out[(tag, pool)] = [candidate_from_json(tag, o) for o in json.loads(cands)]
+                out[(str(tag), int(pool))] = [candidate_from_json(str(tag), o) for o in json.loads(cands)]
             except (ValueError, TypeError, AttributeError):
                 continue
         return out
 
+    def _aliases(self) -> dict[str, tuple[str, ...]]:
+        """Each Linux cache's SLUB alias group; like owners, what cannot be read is left out."""
+        out: dict[str, tuple[str, ...]] = {}
+        try:
+            rows = self.con.execute("SELECT tag, names FROM aliases").fetchall()
+        except sqlite3.DatabaseError:
+            return out
+        for tag, names in rows:
+            try:
+                group = json.loads(names)
+            except (ValueError, TypeError):
+                continue
+            if isinstance(group, list) and all(isinstance(n, str) for n in group):
+                out[str(tag)] = tuple(group)
+        return out
+
     def check_ids(self, ids: Int64Array) -> None:
-        if len(ids) and int(ids.max()) >= len(self.key_tags):
+        if len(ids) and (int(ids.max()) >= len(self.key_tags) or not self.key_defined[ids].all()):
             raise BadInput(f"{self.path} refers to a counter it does not define")
 
     def snapshot(self, state: FrameState, row: SampleRow) -> Snapshot:
@@ -182,38 +248,36 @@ class Recording:
         """(sample index, snapshot) in order; every `every`-th sample (the last one always)."""
         state = FrameState(len(self.info.columns))
         last_index = self.info.samples - 1
-        try:
+        with self.reading():
             for index, (_sid, wall_us, mono, warnings, full, frame) in enumerate(
                 self.con.execute(_ROW + " ORDER BY id")
             ):
                 state.apply(bool(full), decode_frame(frame, state.columns))
                 if index % every == 0 or index == last_index:
                     yield index, self.snapshot(state, SampleRow(wall_us, mono, warnings))
-        except sqlite3.DatabaseError as e:
-            raise BadInput(f"{self.path} is damaged ({e})") from None
 
     def sample_ids(self) -> list[int]:
         """The row id of every sample, in order (what state_at and advance take)."""
-        try:
+        with self.reading():
             return [r[0] for r in self.con.execute("SELECT id FROM samples ORDER BY id")]
-        except sqlite3.DatabaseError as e:
-            raise BadInput(f"{self.path} is damaged ({e})") from None
 
     def state_at(self, sample_id: int) -> tuple[FrameState, SampleRow]:
         """The counters at sample `sample_id`, rebuilt from the last full frame before it."""
-        start = self.con.execute(
-            "SELECT max(id) FROM samples WHERE full = 1 AND id <= ?", (sample_id,)
-        ).fetchone()[0]
-        if start is None:
-            raise BadInput(f"{self.path} is damaged (no full frame before sample id {sample_id})")
-        state = FrameState(len(self.info.columns))
-        row = apply_frames(self.con, state, start, sample_id)
+        with self.reading():
+            start = self.con.execute(
+                "SELECT max(id) FROM samples WHERE full = 1 AND id <= ?", (sample_id,)
+            ).fetchone()[0]
+            if start is None:
+                raise BadInput(f"{self.path} is damaged (no full frame before sample id {sample_id})")
+            state = FrameState(len(self.info.columns))
+            row = apply_frames(self.con, state, start, sample_id)
         assert row is not None
         return state, row
 
     def advance(self, state: FrameState, sample_id: int) -> SampleRow:
         """Move `state` on by the one sample `sample_id` (the one after the state's)."""
-        row = apply_frames(self.con, state, sample_id, sample_id)
+        with self.reading():
+            row = apply_frames(self.con, state, sample_id, sample_id)
         if row is None:
             raise BadInput(f"{self.path} has no sample id {sample_id}")
         return row
@@ -227,12 +291,27 @@ class Recording:
             index += n
         if not 0 <= index < n:
             raise BadInput(f"{self.path} has {n} samples; there is no sample {index}")
-        try:
+        with self.reading():
             target = self.con.execute(
                 "SELECT id FROM samples ORDER BY id LIMIT 1 OFFSET ?", (index,)
             ).fetchone()[0]
-            state, row = self.state_at(target)
-        except sqlite3.DatabaseError as e:
-            raise BadInput(f"{self.path} is damaged ({e})") from None
+        state, row = self.state_at(target)
         return self.snapshot(state, row)
 
+
+
+def read_keys(path: str, con: sqlite3.Connection) -> list[tuple[int, str, int]]:
+    """(id, tag, pool) of every counter, refusing what no writer wrote: a pool pooltop does not
+    know, a tag that is not text, ids far beyond the number of keys (they count up from 1)."""
+    try:
+        rows = con.execute("SELECT id, tag, pool FROM keys").fetchall()
+    except sqlite3.DatabaseError as e:
+        raise BadInput(f"{path} is damaged ({e})") from None
+    top = max((i for i, _t, _p in rows), default=0)
+    if top > 2 * len(rows) + 1024 or min((i for i, _t, _p in rows), default=1) < 1:
+        raise BadInput(f"{path} is damaged (the keys table has ids out of range)")
+    known = {int(p) for p in Pool}
+    for i, tag, pool in rows:
+        if not isinstance(tag, str) or not isinstance(pool, int) or pool not in known:
+            raise BadInput(f"{path} is damaged (counter {i} has tag {tag!r} and pool {pool!r})")
+    return rows

@@ -11,6 +11,7 @@ says what was wrong.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,7 +25,7 @@ from pooltop.model import Totals
 from pooltop.record.codec import TOTAL_FIELDS, DamagedFrame, FrameBatch, Int64Array, decode_frames
 from pooltop.record.database import from_wall_us
 from pooltop.record.reader import Recording
-from pooltop.record.sweep import BoolArray, Events, KeyTrack
+from pooltop.record.sweep import Events, KeyTrack
 
 FloatArray = npt.NDArray[np.float64]
 #: frames decoded together at most (a full frame also starts a new batch)
@@ -67,37 +68,34 @@ class _Sweep:
         size = len(rec.key_tags)
         self.counters = KeyTrack(size, len(names), bucket_of, extremes)
         self.totals_track = KeyTrack(len(TOTAL_FIELDS), 1, bucket_of)
-        self.last = np.full((len(names), points, size), np.nan)
-        self.seen = np.zeros(size, dtype=np.bool_)
-        self.totals: list[Totals] = [Totals()] * points
         self.walls = np.zeros(n, dtype=np.int64)
         self.sample_ids = np.zeros(n, dtype=np.int64)
         self.done = 0
 
-    def counter_row(self, point: int, present: BoolArray, values: Int64Array) -> None:
-        self.last[:, point, :] = np.where(present[None, :], values.T, np.nan)
-        self.seen |= present
-
-    def totals_row(self, point: int, present: BoolArray, values: Int64Array) -> None:
-        self.totals[point] = Totals(
-            **{name: int(values[i, 0]) for i, name in enumerate(TOTAL_FIELDS) if present[i]}
-        )
+    def totals(self, points: int) -> list[Totals]:
+        """Each point's system totals (floats on the way: exact up to 2^53 bytes, 8 PiB)."""
+        rows = self.totals_track.last[0, :points].tolist()
+        return [Totals(**{k: int(v) for k, v in zip(TOTAL_FIELDS, row, strict=True) if not math.isnan(v)})
+                for row in rows]
 
     def apply(self, rows: Sequence[Row], decoded: Callable[[], FrameBatch]) -> None:
         """Apply consecutive samples (their frames from `decoded`); a damaged one applies those before
         it, then stops the sweep."""
         try:
+            clock = next((i for i, r in enumerate(rows) if not isinstance(r[1], int)), None)
+            if clock is not None:
+                raise DamagedFrame(clock, f"damaged clock time ({rows[clock][1]!r})")
             batch = decoded()
             bad = self._bad_ids(batch)
             if bad is not None:
-                raise DamagedFrame(bad, f"sample refers to a counter {self.rec.path} does not define")
+                raise DamagedFrame(bad, "damaged sample frame (a counter the keys table does not define)")
             walls = np.array([r[1] for r in rows], dtype=np.int64)
             ids = np.array([r[0] for r in rows], dtype=np.int64)
         except DamagedFrame as e:
             if e.index:
                 good = rows[: e.index]
                 self.apply(good, lambda: decode_frames([r[3] for r in good], len(self.rec.info.columns)))
-            raise _Stop(self.done, f"sample {self.done} is damaged: {e}") from None
+            raise _Stop(self.done, f"sample {self.done} has a {e}") from None
         except (ValueError, TypeError, OverflowError) as e:
             raise _Stop(self.done, f"sample {self.done} is damaged ({e})") from None
         s0, count = self.done, len(rows)
@@ -109,23 +107,24 @@ class _Sweep:
         self.counters.advance(
             Events(batch.ids, np.repeat(frames, batch.changed), batch.values.T[self.columns],
                    batch.removed, np.repeat(frames, batch.removed_count)),
-            s0, count, reset, ends, self.counter_row,
+            s0, count, reset, ends,
         )
         bits = (batch.masks[:, None] >> np.arange(len(TOTAL_FIELDS))) & 1
         have_f, have_slot = np.nonzero(bits)
         gone_f, gone_slot = np.nonzero(bits == 0)
         self.totals_track.advance(
             Events(have_slot, have_f, batch.totals[None, :], gone_slot, gone_f),
-            s0, count, reset, ends, self.totals_row,
+            s0, count, reset, ends,
         )
         self.done += count
 
     def _bad_ids(self, batch: FrameBatch) -> int | None:
         """The first frame that names a counter id the recording's keys table does not hold."""
-        size = len(self.rec.key_tags)
+        defined = self.rec.key_defined
         worst: int | None = None
         for ids, counts in ((batch.ids, batch.changed), (batch.removed, batch.removed_count)):
-            bad = np.flatnonzero((ids < 1) | (ids >= size))
+            outside = (ids < 1) | (ids >= len(defined))
+            bad = np.flatnonzero(outside | ~defined[np.where(outside, 0, ids)])
             if len(bad):
                 frame = int(np.searchsorted(np.cumsum(counts), bad[0], side="right"))
                 worst = frame if worst is None else min(worst, frame)
@@ -137,8 +136,8 @@ class _Sweep:
         point = int(self.counters.bucket_of[last])
         if self.ends[point] != last:
             self.ends[point] = last
-            self.counter_row(point, self.counters.present, self.counters.values)
-            self.totals_row(point, self.totals_track.present, self.totals_track.values)
+            self.counters.write_row(point)
+            self.totals_track.write_row(point)
         return point + 1
 
 
@@ -213,6 +212,8 @@ def _read_all(rec: Recording, sweep: _Sweep, progress: Callable[[int], None] | N
             unreadable = f"sample {sweep.done + (len(ahead[0]) if ahead else 0)} is unreadable ({e})"
         if ahead is not None:
             sweep.apply(ahead[0], ahead[1].result)
+            if progress is not None:
+                progress(sweep.done)
     if unreadable is not None:
         raise _Stop(sweep.done, unreadable)
     if sweep.done < rec.info.samples:
@@ -221,17 +222,18 @@ def _read_all(rec: Recording, sweep: _Sweep, progress: Callable[[int], None] | N
 
 def _series(rec: Recording, sweep: _Sweep, names: Sequence[str], extreme_names: Sequence[str], points: int,
             damage: str | None) -> Series:
-    keep = np.flatnonzero(sweep.seen)
-    if np.array_equal(keep, np.arange(1, len(sweep.seen))):
+    seen = sweep.counters.seen
+    keep = np.flatnonzero(seen)
+    if np.array_equal(keep, np.arange(1, len(seen))):
         pick: slice | Int64Array = slice(1, None)  # every key: a view, not a copy of each matrix
     else:
         pick = keep
-    last = sweep.last[:, :points]
+    last = sweep.counters.last[:, :points]
     cols = {name: last[j][:, pick] for j, name in enumerate(names)}
     low, high = {}, {}
     for j, name in enumerate(extreme_names):
         if sweep.counters.extremes:
-            lo, hi = sweep.counters.ranges(last[names.index(name)], j)
+            lo, hi = sweep.counters.ranges(j, points)
             low[name], high[name] = lo[:, pick], hi[:, pick]
         else:  # one sample per point: nothing between the points
             low[name] = high[name] = cols[name]
@@ -245,7 +247,7 @@ def _series(rec: Recording, sweep: _Sweep, names: Sequence[str], extreme_names: 
         columns=cols,
         minimum=low,
         maximum=high,
-        totals=sweep.totals[:points],
+        totals=sweep.totals(points),
         samples=int(ends[-1]) + 1,
         damage=damage,
     )

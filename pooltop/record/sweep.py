@@ -14,7 +14,7 @@ or the system totals (one slot per field of Totals, one column).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,8 +24,6 @@ from pooltop.record.codec import Int64Array
 
 BoolArray = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.float64]
-#: on_row(point, present (keys,), values (keys, columns)): the state at the last sample of a point
-RowSink = Callable[[int, BoolArray, Int64Array], None]
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,12 +52,13 @@ class KeyTrack:
         self.high = np.full((len(self.extremes), points, size), np.nan)
         # a key that changes at the first sample of a point does not carry the previous value into it
         self.changed_first = np.zeros((points, size), dtype=np.bool_)
+        self.last = np.full((columns, points, size), np.nan)  # each point's last value; NaN = absent
+        self.seen = np.zeros(size, dtype=np.bool_)  # present at the end of some point
 
-    def advance(self, ev: Events, first_sample: int, n_frames: int, reset: bool, ends: Int64Array,
-                on_row: RowSink) -> None:
+    def advance(self, ev: Events, first_sample: int, n_frames: int, reset: bool, ends: Int64Array) -> None:
         """Apply a batch of `n_frames` frames starting at sample `first_sample` (`reset`: the first is
         a full frame, so every key absent from it is gone). `ends` are the batch's frames that end a
-        point; on_row gets the state after each of them."""
+        point: the state after each is that point's row of `last`."""
         if reset:
             self.present[:] = False
             point = self.bucket_of[first_sample]
@@ -81,15 +80,22 @@ class KeyTrack:
         self._note_extremes(keys, frames + first_sample, removal, entry_at, after)
         group_start = np.flatnonzero(first)
         group_keys = keys[group_start]
-        start_present, start_values = self.present.copy(), self.values.copy()
+        if len(ends):
+            base = np.where(self.present[None, :], self.values.T, np.nan)
         for end in ends.tolist():
             last = np.searchsorted(code, (group_keys * (n_frames + 1) + end) * 2 + 1, side="right") - 1
             hit = last >= group_start
-            present, values = start_present.copy(), start_values.copy()
-            self._settle(present, values, group_keys[hit], last[hit], removal, entry_rank, after)
-            on_row(int(self.bucket_of[first_sample + end]), present, values)
+            row = self.last[:, self.bucket_of[first_sample + end], :]
+            row[:] = base
+            keys_hit, last_hit = group_keys[hit], last[hit]
+            gone = removal[last_hit]
+            row[:, keys_hit[gone]] = np.nan
+            row[:, keys_hit[~gone]] = np.take(after, entry_rank[last_hit[~gone]], axis=1)
+            self.seen |= ~np.isnan(row[0])
         group_end = np.append(group_start[1:], len(keys))[: len(group_start)] - 1
-        self._settle(self.present, self.values, group_keys, group_end, removal, entry_rank, after)
+        gone = removal[group_end]
+        self.present[group_keys] = ~gone
+        self.values[group_keys[~gone]] = np.take(after, entry_rank[group_end[~gone]], axis=1).T
 
     def _values_after(self, ev: Events, source: Int64Array, keys: Int64Array, first: BoolArray,
                       removal: BoolArray, entry_at: Int64Array) -> Int64Array:
@@ -97,14 +103,14 @@ class KeyTrack:
         absolute value (a key that was absent: new, back, or after a full frame's reset)."""
         first_entry = first[entry_at]
         was_present = np.where(first_entry, self.present[keys], ~removal[np.maximum(entry_at - 1, 0)])
-        x = ev.values[:, source]
+        x = np.take(ev.values, source, axis=1)  # 5x faster than ev.values[:, source] for 4 x 50k
         carried = np.flatnonzero(first_entry & was_present)
         x[:, carried] += self.values[keys[carried]].T
         starts = np.flatnonzero(~was_present | first_entry)
         sums = np.cumsum(x, axis=1)  # int64 wraps alike on both sides of the difference: exact
-        before_run = sums[:, starts] - x[:, starts]
-        after: Int64Array = sums - np.repeat(before_run, np.diff(starts, append=len(keys)), axis=1)
-        return after
+        before_run = np.take(sums, starts, axis=1) - np.take(x, starts, axis=1)
+        sums -= np.repeat(before_run, np.diff(starts, append=len(keys)), axis=1)
+        return sums
 
     def _note_extremes(self, keys: Int64Array, samples: Int64Array, removal: BoolArray,
                        entry_at: Int64Array, after: Int64Array) -> None:
@@ -120,23 +126,21 @@ class KeyTrack:
             np.fmin.at(self.low[j], where, np.minimum.reduceat(after[col], starts).astype(np.float64))
             np.fmax.at(self.high[j], where, np.maximum.reduceat(after[col], starts).astype(np.float64))
 
-    @staticmethod
-    def _settle(present: BoolArray, values: Int64Array, keys: Int64Array, last: Int64Array,
-                removal: BoolArray, entry_rank: Int64Array, after: Int64Array) -> None:
-        """Give each of `keys` the state its event `last` left."""
-        gone = removal[last]
-        present[keys] = ~gone
-        values[keys[~gone]] = after[:, entry_rank[last[~gone]]].T
+    def write_row(self, point: int) -> None:
+        """The current state as `point`'s row (a point cut short by a damaged sample)."""
+        self.last[:, point, :] = np.where(self.present[None, :], self.values.T, np.nan)
+        self.seen |= self.present
 
-    def ranges(self, last: FloatArray, j: int) -> tuple[FloatArray, FloatArray]:
-        """Lowest and highest value of extreme column `j` in each point, given the points' last values
-        of that column (points x keys, NaN = absent): a key that did not change at a point's first
-        sample still had the previous point's last value there."""
-        carried = np.full_like(last, np.nan)
-        carried[1:] = last[:-1]
-        carried[self.changed_first[: len(last)]] = np.nan
-        n = len(last)
-        return np.fmin(self.low[j, :n], carried), np.fmax(self.high[j, :n], carried)
+    def ranges(self, j: int, points: int) -> tuple[FloatArray, FloatArray]:
+        """Lowest and highest value of the `j`th extreme column in each of the first `points` points
+        (points x keys, NaN = absent): the values its samples took, and the previous point's last
+        value for a key that did not change at the point's first sample. Computed in place."""
+        low, high = self.low[j, :points], self.high[j, :points]
+        carried = self.last[self.extremes[j], : points - 1]
+        keep = ~self.changed_first[1:points]
+        np.fmin(low[1:], carried, out=low[1:], where=keep)
+        np.fmax(high[1:], carried, out=high[1:], where=keep)
+        return low, high
 
 
 def _event_order(keys: Int64Array, within: Int64Array, size: int, n_frames: int) -> Int64Array:

@@ -6,17 +6,29 @@ import contextlib
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from pooltop.errors import BadInput, PooltopError
 from pooltop.model import CounterSet, Snapshot
-from pooltop.record.codec import TOTAL_FIELDS, Frame, FrameState, Int64Array, encode_frame, totals_vector
+from pooltop.record.codec import (
+    TOTAL_FIELDS,
+    DamagedFrame,
+    Frame,
+    FrameState,
+    Int64Array,
+    encode_frame,
+    totals_vector,
+)
 from pooltop.record.database import BASE_COLUMNS, DDL, FULL_EVERY, SCHEMA, connect, wall_us
-from pooltop.record.reader import apply_frames, read_info
+from pooltop.record.reader import apply_frames, read_info, read_keys
 from pooltop.tagdb import OwnerCandidate
 from pooltop.tagdb.owners import candidate_to_json
+
+#: the .db file alone holds every sample up to this long ago (and always the first one)
+CHECKPOINT_EVERY_S = 60.0
 
 
 class RecordingFull(PooltopError):
@@ -35,10 +47,13 @@ class RecordingWriter:
         owners: Mapping[tuple[str, int], Sequence[OwnerCandidate]] | None = None,
         max_size: int | None = None,
         full_every: int = FULL_EVERY,
+        checkpoint_every_s: float = CHECKPOINT_EVERY_S,
     ) -> None:
         self.path = path
         self.max_size = max_size
         self.full_every = full_every
+        self.checkpoint_every_s = checkpoint_every_s
+        self._checkpointed: float | None = None  # monotonic time of the last checkpoint
         exists = os.path.exists(path) and os.path.getsize(path) > 0
         self.con = connect(path, create=not exists)
         try:
@@ -48,7 +63,12 @@ class RecordingWriter:
                 self._create(first, interval_s, owners or {})
         except sqlite3.DatabaseError as e:
             self.con.close()
-            raise BadInput(f"{path} is not a pooltop recording ({e})") from None
+            why = f"is damaged ({e}); record into another file" if exists else (
+                f"is not a pooltop recording ({e})")
+            raise BadInput(f"{path} {why}") from None
+        except DamagedFrame as e:
+            self.con.close()
+            raise BadInput(f"{path} has a {e}; record into another file") from None
         except BaseException:
             self.con.close()
             raise
@@ -110,7 +130,7 @@ class RecordingWriter:
             raise PooltopError(f"{self.path} has columns {info.columns}, this source gives {columns}")
         self.columns = columns
         self.source, self.host = info.source, info.host
-        self._keys = {(t, p): i for i, t, p in self.con.execute("SELECT id, tag, pool FROM keys")}
+        self._keys = {(t, p): i for i, t, p in read_keys(self.path, self.con)}
         self._state = FrameState(len(self.columns))
         # Only the frames since the last full one are needed to know where the file left off.
         last = "SELECT max(id) FILTER (WHERE full = 1), max(id) FROM samples"
@@ -206,10 +226,24 @@ class RecordingWriter:
         st.apply(full, frame)
         self._since_full = 1 if full else self._since_full + 1
         self.samples += 1
+        self._checkpoint_when_due()
         if self.max_size is not None and self.size() >= self.max_size:
             raise RecordingFull(
                 f"{self.path} reached --max-size ({self.size():,} bytes); it is valid and complete"
             )
+
+    def _checkpoint_when_due(self) -> None:
+        now = time.monotonic()
+        if self._checkpointed is None or now - self._checkpointed >= self.checkpoint_every_s:
+            self.checkpoint()
+            self._checkpointed = now
+
+    def checkpoint(self) -> None:
+        """Copy what the WAL holds into the main file, without waiting for readers. Until then a
+        sample lives only in FILE-wal: a copy of the .db alone (after a hard kill, say) would lack it,
+        or lack the tables themselves before the first checkpoint."""
+        with contextlib.suppress(sqlite3.DatabaseError):
+            self.con.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def size(self) -> int:
         """The recording's size once checkpointed (the WAL holds page copies that fold back in)."""

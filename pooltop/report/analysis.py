@@ -1,13 +1,12 @@
-"""Leak analysis over a recording: robust trends per counter and a verdict (pure; no I/O).
+"""Leak analysis over a recording or a snapshot series: the leak judge's verdict per counter, and the
+figures a report prints beside it (pure; no I/O).
 
-For each counter: Theil-Sen slope of bytes and of outstanding allocations, the share of intervals
-that grew, how well a straight line explains the series (R^2 of the robust line), growth since
-start, projected growth per day and, at that rate, time until memory (or commit) runs out.
-
-What a leak looks like here: the series rises in most intervals, rarely falls, a line fits it
-well, it has grown by a meaningful amount, and it is still growing at the end. A cache that warms
-up and levels off fails the last test; alloc/free saw-tooth fails the first two; a single step
-fails "most intervals" and usually the fit.
+The verdict and its reasons are the judge's (pooltop.judge), over the series' last segment (a
+pause longer than the judge's gap_intervals splits it; the gaps are reported): the same samples
+get the same verdict in the live view, the report and the exporter. Beside it: Theil-Sen slopes of
+bytes and of outstanding allocations, the share of intervals that grew, how well a straight line
+explains the series, growth since the start, projected growth per day and, at that rate, time
+until memory (or commit) runs out, which reclaimable memory never gets (the kernel frees it).
 """
 
 from __future__ import annotations
@@ -20,29 +19,25 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pooltop.judge import (
+    JudgeThresholds,
+    LeakLevel,
+    judge_matrix,
+    reclaimable_rows,
+    robust_r2,
+    segments,
+    theil_sen_slopes,
+    trend_rows,
+    under_memory_pressure,
+)
 from pooltop.model import U32, Pool, Totals
 from pooltop.tagdb import OwnerCandidate
 from pooltop.tagdb.owners import candidate_to_json
-from pooltop.tracking import LeakLevel, theil_sen_slopes
 
 FloatArray = npt.NDArray[np.float64]
 
 DAY = 86400.0
-
-
-@dataclass(frozen=True)
-class ReportThresholds:
-    """Every number behind a verdict; `pooltop report` lets users change them."""
-
-    min_points: int = 5
-    leak_min_growth_bytes: int = 256 * 1024
-    leak_min_growth_share: float = 0.02  # of the starting size, if that is larger
-    leak_min_r2: float = 0.8
-    leak_min_monotony: float = 0.75  # ups / (ups + downs)
-    leak_min_grew_share: float = 0.2  # intervals that grew / all intervals
-    suspect_min_r2: float = 0.5
-    suspect_min_monotony: float = 0.6
-    levelling_ratio: float = 0.25  # slope of the last third below this share of the overall slope
+DEFAULT_THRESHOLDS = JudgeThresholds()
 
 
 @dataclass(frozen=True)
@@ -68,6 +63,7 @@ class CounterAnalysis:
     owners: tuple[OwnerCandidate, ...] = ()
     aliases: tuple[str, ...] = ()
     reasons: tuple[str, ...] = field(default=())
+    reclaimable: bool = False  # the kernel frees it under memory pressure (Linux reclaim_account)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -92,98 +88,46 @@ def _counted(values: FloatArray, wrap32: bool) -> FloatArray:
     return out
 
 
-def _nan_median(values: FloatArray) -> FloatArray:
-    """Median of each column ignoring NaN (np.nanmedian loops per column in Python)."""
-    rows = np.sort(values.T, axis=1)  # NaN sorts last
-    valid = (~np.isnan(rows)).sum(axis=1)
-    idx = np.arange(rows.shape[0])
-    lo = np.maximum(valid - 1, 0) // 2
-    hi = np.minimum(valid // 2, rows.shape[1] - 1)
-    out: FloatArray = np.where(valid > 0, (rows[idx, lo] + rows[idx, hi]) / 2, np.nan)
-    return out
-
-
-def _first_last(values: FloatArray) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int64]]:
-    valid = ~np.isnan(values)
-    t_count, n = values.shape
-    first_row = np.argmax(valid, axis=0)
-    last_row = t_count - 1 - np.argmax(valid[::-1], axis=0)
-    cols = np.arange(n)
-    return values[first_row, cols], values[last_row, cols], valid.sum(axis=0)
-
-
-def _r2(times: FloatArray, values: FloatArray, slope: FloatArray) -> FloatArray:
-    """How much of the variance the robust line explains (0 for a flat or unexplained series)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            intercept = _nan_median(values - slope[None, :] * times[:, None])
-            fitted = intercept[None, :] + slope[None, :] * times[:, None]
-            ss_res = np.nansum((values - fitted) ** 2, axis=0)
-            mean = np.nanmean(values, axis=0)
-            ss_tot = np.nansum((values - mean[None, :]) ** 2, axis=0)
-            r2 = np.where(ss_tot > 0, 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0), 0.0)
-    out: FloatArray = np.clip(np.nan_to_num(r2, nan=0.0), -1.0, 1.0)
-    return out
-
-
 def analyse(
     seconds: FloatArray,
     keys: Sequence[tuple[str, int]],
     columns: Mapping[str, FloatArray],
     totals: Sequence[Totals] = (),
-    thresholds: ReportThresholds = ReportThresholds(),
+    thresholds: JudgeThresholds = DEFAULT_THRESHOLDS,
     owners: Mapping[tuple[str, int], Sequence[OwnerCandidate]] | None = None,
     aliases: Mapping[str, tuple[str, ...]] | None = None,
     counter_bits: int = 32,
     has_alloc_counts: bool = True,
 ) -> list[CounterAnalysis]:
-    """Analyse every counter; most serious first (verdict, then projected growth per day)."""
+    """Analyse every counter; most serious first (verdict, then projected growth per day).
+
+    `columns` holds bytes, diff and optionally allocs, frees and reclaimable (1/0, the source's
+    column); only the last segment after a gap is judged (see gaps())."""
     th = thresholds
-    bytes_ = columns["bytes"]
-    diff = columns["diff"]
-    t_count, n = bytes_.shape
+    t_count, n = columns["bytes"].shape
     if n == 0:
         return []
-    first, last, points = _first_last(bytes_)
-    growth = np.where(points > 0, last - first, 0.0)
-    slope = theil_sen_slopes(seconds, bytes_, max_points=40)
-    slope_diff = theil_sen_slopes(seconds, diff, max_points=40)
-    steps = np.diff(bytes_, axis=0)
-    with np.errstate(invalid="ignore"):
-        ups = (steps > 0).sum(axis=0)
-        downs = (steps < 0).sum(axis=0)
-    intervals = np.maximum(points - 1, 1)
-    grew_share = ups / intervals
-    monotony = np.where(ups + downs > 0, ups / np.maximum(ups + downs, 1), 0.0)
-    r2 = _r2(seconds, bytes_, slope)
-
-    # Still growing at the end? Compare the slope over the last third with the overall one.
-    third = max(t_count // 3, 2)
-    tail_slope = theil_sen_slopes(seconds[-third:], bytes_[-third:], max_points=20) if t_count >= 6 else slope
-    levels_off = (slope > 0) & (tail_slope < th.levelling_ratio * slope)
-
-    start_abs = np.where(np.isnan(first), 0.0, np.abs(first))
-    min_growth = np.maximum(th.leak_min_growth_bytes, th.leak_min_growth_share * start_abs)
-    enough = points >= th.min_points
-    rising = enough & (slope > 0) & (growth > 0)
-    watch = rising & (ups >= 2) & (monotony > 0.5)
-    suspect = (
-        watch & (ups >= 3) & (monotony >= th.suspect_min_monotony) & (r2 >= th.suspect_min_r2) & ~levels_off
-    )
-    leak = (
-        suspect
-        & (ups >= 5)
-        & (monotony >= th.leak_min_monotony)
-        & (r2 >= th.leak_min_r2)
-        & (grew_share >= th.leak_min_grew_share)
-        & (growth >= min_growth)
-    )
+    tags = [k[0] for k in keys]
+    recl_col = columns.get("reclaimable")
+    reclaimable = reclaimable_rows(tags, None if recl_col is None or not len(recl_col)
+                                   else np.nan_to_num(recl_col[-1]).astype(np.int64))
+    start = judged_start(seconds, th)
+    seconds, columns = seconds[start:], {k: v[start:] for k, v in columns.items()}
+    totals = totals[start:] if len(totals) == t_count else totals
+    bytes_ = columns["bytes"]
+    judged = judge_matrix(seconds, bytes_, reclaimable=reclaimable,
+                          under_pressure=_under_pressure(totals), thresholds=th)
+    ev = judged.evidence
+    picked = trend_rows(seconds, th.trend_points)
+    t_p = seconds[picked]
+    slope = theil_sen_slopes(t_p, bytes_[picked])
+    slope_diff = theil_sen_slopes(t_p, columns["diff"][picked])
+    r2 = robust_r2(t_p, bytes_[picked], slope)
+    levels_off = ev.candidate & ~judged.criteria.still_growing
+    growth = np.asarray(ev.growth)
 
     alloc_rate = free_rate = None
-    if has_alloc_counts and "allocs" in columns and t_count >= 2:
+    if has_alloc_counts and "allocs" in columns and len(seconds) >= 2:
         span = seconds[-1] - seconds[0]
         if span > 0:
 
@@ -194,33 +138,16 @@ def analyse(
             alloc_rate, free_rate = rate(columns["allocs"]), rate(columns["frees"])
 
     last_totals = totals[-1] if totals else Totals()
-    start_vals = np.nan_to_num(first)
-    end_vals = np.nan_to_num(last)
+    start_vals = np.nan_to_num(ev.first)
+    end_vals = np.nan_to_num(ev.last)
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where((start_vals != 0), growth / np.where(start_vals != 0, start_vals, 1.0), np.nan)
     results: list[CounterAnalysis] = []
     for i, (tag, pool_value) in enumerate(keys):
         pool = Pool(pool_value)
-        verdict = (
-            LeakLevel.LEAK
-            if leak[i]
-            else LeakLevel.SUSPECT
-            if suspect[i]
-            else LeakLevel.WATCH
-            if watch[i]
-            else LeakLevel.STABLE
-        )
+        verdict = judged.level(i)
         s = float(slope[i])
-        reasons = _reasons(
-            verdict,
-            bool(levels_off[i]),
-            float(monotony[i]),
-            float(r2[i]),
-            float(grew_share[i]),
-            float(growth[i]),
-            float(min_growth[i]),
-            th,
-        )
+        runs_out = verdict >= LeakLevel.SUSPECT and not reclaimable[i]
         results.append(
             CounterAnalysis(
                 tag=tag,
@@ -228,26 +155,51 @@ def analyse(
                 verdict=verdict,
                 slope_bytes_per_s=s,
                 slope_diff_per_s=float(slope_diff[i]),
-                grew_share=float(grew_share[i]),
-                monotony=float(monotony[i]),
+                grew_share=float(ev.grew_share[i]),
+                monotony=float(ev.monotony[i]) if ev.ups[i] + ev.downs[i] else 0.0,
                 r2=float(r2[i]),
                 growth_bytes=float(growth[i]),
                 growth_share=None if np.isnan(share[i]) else float(share[i]),
                 start_bytes=float(start_vals[i]),
                 end_bytes=float(end_vals[i]),
-                points=int(points[i]),
+                points=int(ev.samples[i]),
                 levels_off=bool(levels_off[i]),
                 projected_bytes_per_day=s * DAY,
-                exhaustion_s=_exhaustion(pool, s, last_totals) if verdict >= LeakLevel.SUSPECT else None,
+                exhaustion_s=_exhaustion(pool, s, last_totals) if runs_out else None,
                 alloc_rate=float(alloc_rate[i]) if alloc_rate is not None else None,
                 free_rate=float(free_rate[i]) if free_rate is not None else None,
                 owners=tuple((owners or {}).get((tag, pool_value), ())),
                 aliases=tuple((aliases or {}).get(tag, ())),
-                reasons=reasons,
+                reasons=judged.reasons(i),
+                reclaimable=bool(reclaimable[i]),
             )
         )
     results.sort(key=lambda a: (-int(a.verdict), -a.projected_bytes_per_day, a.tag))
     return results
+
+
+def judged_start(seconds: FloatArray, thresholds: JudgeThresholds) -> int:
+    """The first sample the judge looks at: the start of the last segment after a gap."""
+    parts = segments(np.asarray(seconds, dtype=np.float64), thresholds.gap_intervals)
+    return parts[-1][0] if parts else 0
+
+
+def gaps(seconds: FloatArray, thresholds: JudgeThresholds) -> list[tuple[int, float]]:
+    """(sample index after the gap, seconds of the pause) of every gap in the series: no slope,
+    change or verdict is computed across one."""
+    times = np.asarray(seconds, dtype=np.float64)
+    return [(a, float(times[a] - times[a - 1])) for a, _ in segments(times, thresholds.gap_intervals)[1:]]
+
+
+def _under_pressure(totals: Sequence[Totals]) -> bool:
+    """Memory pressure over the judged samples (see judge.under_memory_pressure)."""
+    if len(totals) < 2:
+        return False
+    available = np.array([np.nan if t.memory_available is None else t.memory_available for t in totals],
+                         dtype=np.float64)
+    stall = np.array([np.nan if t.memory_stall_us is None else t.memory_stall_us for t in totals],
+                     dtype=np.float64)
+    return under_memory_pressure(available, None if np.all(np.isnan(stall)) else stall)
 
 
 def _exhaustion(pool: Pool, slope: float, totals: Totals) -> float | None:
@@ -263,27 +215,6 @@ def _exhaustion(pool: Pool, slope: float, totals: Totals) -> float | None:
     else:
         return None
     return max(room, 0) / slope
-
-
-def _reasons(
-    verdict: LeakLevel,
-    levels_off: bool,
-    monotony: float,
-    r2: float,
-    grew_share: float,
-    growth: float,
-    min_growth: float,
-    th: ReportThresholds,
-) -> tuple[str, ...]:
-    out = []
-    if verdict >= LeakLevel.WATCH:
-        out.append(f"grew in {grew_share:.0%} of intervals, {monotony:.0%} of its changes were up")
-        out.append(f"a straight line explains {max(r2, 0):.0%} of it")
-    if levels_off:
-        out.append("levels off at the end (a cache warming up?)")
-    if verdict == LeakLevel.SUSPECT and growth < min_growth:
-        out.append(f"grew less than the {min_growth / 1024:.0f} KiB a leak verdict needs")
-    return tuple(out)
 
 
 def verdict_counts(results: Sequence[CounterAnalysis]) -> dict[str, int]:

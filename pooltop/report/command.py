@@ -3,17 +3,16 @@ like a leak."""
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 
 import click
 
-from pooltop.clikit import Size, emit_text, progress_bar
+from pooltop.clikit import emit_text, judge_options, progress_bar
 from pooltop.errors import PooltopError
+from pooltop.judge import JudgeThresholds
 from pooltop.record import is_recording, read_info
-from pooltop.report.analysis import ReportThresholds
 from pooltop.report.render import RENDERERS, Report, build_report
-from pooltop.share.series import report_on_snapshots
+from pooltop.report.series import report_on_snapshots
 
 
 @click.command()
@@ -30,30 +29,14 @@ from pooltop.share.series import report_on_snapshots
 )
 @click.option("--all", "include_stable", is_flag=True, help="List stable counters too.")
 @click.option("--top", "-n", type=click.IntRange(min=1), default=None, help="Only the first N counters.")
-@click.option(
-    "--min-growth",
-    type=Size(),
-    default=None,
-    help="Growth a leak verdict needs (default 256K, or 2%% of the starting size).",
-)
-@click.option(
-    "--min-fit",
-    type=click.FloatRange(0, 1),
-    default=None,
-    help="R^2 of the trend line a leak verdict needs (default 0.8).",
-)
-@click.option(
-    "--min-up",
-    type=click.FloatRange(0, 1),
-    default=None,
-    help="Share of changes that must be increases for a leak (default 0.75).",
-)
+@judge_options
 @click.option(
     "--points",
     type=click.IntRange(min=10),
     default=2000,
     show_default=True,
-    help="Analyse at most this many evenly spaced samples.",
+    help="Every sample is read; more are cut into this many intervals, each keeping its last, lowest and "
+         "highest value.",
 )
 def report(
     files: tuple[str, ...],
@@ -61,10 +44,8 @@ def report(
     output: str | None,
     include_stable: bool,
     top: int | None,
-    min_growth: int | None,
-    min_fit: float | None,
-    min_up: float | None,
     points: int,
+    thresholds: JudgeThresholds,
 ) -> None:
     """Rank the counters of a recording (or of snapshot files) by how much they look like a leak.
 
@@ -74,15 +55,13 @@ def report(
     FILE may also be snapshot files (pooltop JSON/CSV exports, poolmon /n logs, WinDbg !poolused
     output): one snapshot shows who holds memory now but cannot show a leak; two or more of one
     machine are analysed as a series, in time order.
+
+    The verdicts are the leak judge's, the same the live view and `serve` give the same samples:
+    a leak grew through the whole --leak-window; the series' last segment after a gap (a pause
+    longer than three sampling intervals) is judged, and the gaps are listed.
     """
     _check_no_stdout_html(fmt, output)
-    th = ReportThresholds()
-    changes = {
-        "leak_min_growth_bytes": min_growth,
-        "leak_min_r2": min_fit,
-        "leak_min_monotony": min_up,
-    }
-    th = dataclasses.replace(th, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+    th = thresholds
     if len(files) != 1 or not is_recording(files[0]):
         def warn(message: str) -> None:
             click.echo(f"pooltop: warning: {message}", err=True)
@@ -103,7 +82,7 @@ def _check_no_stdout_html(fmt: str, output: str | None) -> None:
 PROGRESS_MIN_SAMPLES = 10_000
 
 
-def report_of_recording(path: str, thresholds: ReportThresholds, max_points: int = 2000) -> Report:
+def report_of_recording(path: str, thresholds: JudgeThresholds, max_points: int = 2000) -> Report:
     """build_report, with a progress bar while a large recording is read (on a terminal), and a
     warning when the recording is readable only up to a damaged sample."""
     samples = read_info(path).samples

@@ -16,10 +16,10 @@ import numpy as np
 
 from pooltop import __version__
 from pooltop.errors import PooltopError
+from pooltop.judge import JudgeThresholds, LeakLevel, seconds_text, too_few_samples
 from pooltop.model import HostInfo, Totals, human_bytes
 from pooltop.record import Recording, read_series
-from pooltop.report.analysis import CounterAnalysis, ReportThresholds, analyse, verdict_counts
-from pooltop.tracking import LeakLevel
+from pooltop.report.analysis import CounterAnalysis, analyse, gaps, verdict_counts
 
 REPORT_SCHEMA = "pooltop.report/1"
 
@@ -33,7 +33,7 @@ class Report:
     last_at: dt.datetime
     samples: int
     points: int
-    thresholds: ReportThresholds
+    thresholds: JudgeThresholds
     results: list[CounterAnalysis]
     # for charts: seconds since start, per-counter bytes (only for the charted ones), totals
     seconds: np.ndarray
@@ -44,6 +44,27 @@ class Report:
         default_factory=dict
     )
     damage: str | None = None  # why the recording was read only up to a damaged sample
+
+    @property
+    def too_few(self) -> bool:
+        """Fewer samples than the judge needs: no verdict at all."""
+        return self.points < self.thresholds.min_samples
+
+    @property
+    def gaps(self) -> list[tuple[int, float]]:
+        """(sample index after it, seconds) of each gap; only the samples after the last are judged."""
+        return gaps(self.seconds, self.thresholds)
+
+    def gap_lines(self) -> list[str]:
+        out = []
+        for index, pause in self.gaps:
+            at = self.first_at + dt.timedelta(seconds=float(self.seconds[index - 1]))
+            out.append(f"gap: no samples for {seconds_text(pause)} after {_when(at)}")
+        if out:
+            start = self.first_at + dt.timedelta(seconds=float(self.seconds[self.gaps[-1][0]]))
+            out.append(f"verdicts are on the samples after the last gap (from {_when(start)}): "
+                       "nothing is computed across a gap")
+        return out
 
     def suspects(self, include_stable: bool = False) -> list[CounterAnalysis]:
         return [r for r in self.results if include_stable or r.verdict > LeakLevel.STABLE]
@@ -83,9 +104,11 @@ def render_json(rep: Report, include_stable: bool = False, top: int | None = Non
             "span_s": rep.span_s,
             "samples": rep.samples,
             "points_analysed": rep.points,
+            "gaps": [{"after_s": float(rep.seconds[i - 1]), "seconds": pause} for i, pause in rep.gaps],
         },
         "thresholds": asdict(rep.thresholds),
         "counts": verdict_counts(rep.results),
+        **({"too_few_samples": too_few_samples(rep.thresholds)} if rep.too_few else {}),
         "suspects": [r.to_json() for r in suspects],
     }
     return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
@@ -99,7 +122,9 @@ def _headline(rep: Report) -> list[str]:
         f"{h.name}  {h.os} {h.os_version} {h.arch}  source {rep.source}",
         f"{_when(rep.first_at)} .. {_when(rep.last_at)} ({_span(rep.span_s)}, {rep.samples} samples, "
         f"{rep.points} analysed)",
-        "verdicts: " + ", ".join(f"{n} {k}" for k, n in counts.items()),
+        "verdicts: " + (too_few_samples(rep.thresholds) if rep.too_few
+                        else ", ".join(f"{n} {k}" for k, n in counts.items())),
+        *rep.gap_lines(),
     ]
 
 
@@ -117,6 +142,9 @@ def render_text(rep: Report, include_stable: bool = False, top: int | None = Non
     lines = _headline(rep)
     lines.append("")
     suspects = rep.suspects(include_stable)[:top]
+    if rep.too_few:
+        lines.append(f"No verdict: {too_few_samples(rep.thresholds)}; record for longer.")
+        return "\n".join(lines) + "\n"
     if not suspects:
         lines.append("No counter grew like a leak over this recording.")
         return "\n".join(lines) + "\n"
@@ -129,7 +157,7 @@ def render_text(rep: Report, include_stable: bool = False, top: int | None = Non
         lines.append(
             f"{r.verdict.label:<8} {r.tag:<{width}} {r.pool.short:<5} {human_bytes(r.growth_bytes):>11} "
             f"{human_bytes(r.projected_bytes_per_day):>11} {max(r.r2, 0):>4.0%} {r.monotony:>4.0%} "
-            f"{_span(r.exhaustion_s):>11}  {_owner_text(r)}"
+            f"{'reclaimable' if r.reclaimable else _span(r.exhaustion_s):>11}  {_owner_text(r)}"
         )
     lines.append("")
     lines.append(
@@ -138,7 +166,8 @@ def render_text(rep: Report, include_stable: bool = False, top: int | None = Non
     lines.append(
         "straight line explains. Up: share of changes that were increases. Runs out in: at that rate,"
     )
-    lines.append("until available memory (paged pool: commit) is gone.")
+    lines.append("until available memory (paged pool: commit) is gone; reclaimable memory the kernel frees")
+    lines.append("under pressure never runs out.")
     for r in [s for s in suspects if s.verdict >= LeakLevel.SUSPECT][:10]:
         lines.append(f"  {r.tag.strip()} ({r.pool.label}): " + "; ".join(r.reasons))
         if r.aliases:
@@ -223,7 +252,8 @@ def render_html(rep: Report, include_stable: bool = False, top: int | None = Non
         f"<tr class='{html.escape(r.verdict.label)}'><td>{html.escape(r.verdict.label)}</td>"
         f"<td><code>{html.escape(r.tag)}</code></td><td>{r.pool.label}</td>"
         f"<td>{human_bytes(r.growth_bytes)}</td><td>{human_bytes(r.projected_bytes_per_day)}</td>"
-        f"<td>{max(r.r2, 0):.0%}</td><td>{r.monotony:.0%}</td><td>{_span(r.exhaustion_s)}</td>"
+        f"<td>{max(r.r2, 0):.0%}</td><td>{r.monotony:.0%}</td>"
+        f"<td>{'reclaimable' if r.reclaimable else _span(r.exhaustion_s)}</td>"
         f"<td>{html.escape(_owner_text(r))}</td><td>{html.escape('; '.join(r.reasons))}</td></tr>"
         for r in suspects
     )
@@ -232,7 +262,8 @@ def render_html(rep: Report, include_stable: bool = False, top: int | None = Non
         "<table><thead><tr><th>Verdict</th><th>Tag</th><th>Type</th><th>Growth</th><th>Per day</th>"
         "<th>Fit</th><th>Up</th><th>Runs out in</th><th>Owner</th><th>Evidence</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
-        if suspects
+        if suspects and not rep.too_few
+        else f"<p>No verdict: {html.escape(too_few_samples(rep.thresholds))}.</p>" if rep.too_few
         else "<p>No counter grew like a leak.</p>"
     )
     data = base64.b64encode(render_json(rep, include_stable, top).encode()).decode()
@@ -264,7 +295,7 @@ RENDERERS = {"text": render_text, "json": render_json, "html": render_html}
 
 def build_report(
     path: str,
-    thresholds: ReportThresholds,
+    thresholds: JudgeThresholds,
     max_points: int = 2000,
     chart_keys: Sequence[tuple[str, int]] | None = None,
     progress: Callable[[int], None] | None = None,
@@ -273,8 +304,9 @@ def build_report(
     than `max_points` are reduced to that many intervals (record/series.py). `progress(samples)`
     follows the reading."""
     with Recording(path) as rec:
-        series = read_series(rec, max_points=max_points, columns=("allocs", "frees", "diff", "bytes"),
-                             progress=progress)
+        # The reclaimable column (Linux slab, reclaim_account) when the recording has it.
+        read = ("allocs", "frees", "diff", "bytes", *(c for c in ("reclaimable",) if c in rec.info.columns))
+        series = read_series(rec, max_points=max_points, columns=read, progress=progress)
         owners = rec.owners()
         info = rec.info
         aliases = rec.aliases

@@ -1,10 +1,9 @@
-"""Sharing the evidence: diffs, snapshot series reports, and the vendor bundle.
+"""Sharing the evidence: diffs and the vendor bundle.
 
 - diff: per-tag change between two snapshots
-- series: `pooltop report` on snapshot files (one point in time, or a series)
 - bundle, capture: the zip for a driver's vendor, with stack-capture commands
 - cli: the `diff`, `import` and `bundle` commands
 
 The snapshot format itself (reading and writing) is `pooltop.snapshots`; poolmon and !poolused
-importers are `pooltop.importers`.
+importers are `pooltop.importers`; `pooltop report` on snapshot files is `pooltop.report.series`.
 """

@@ -8,6 +8,9 @@ Parts (all inside the zip, under fixed relative names):
   driver's path, version, company, product and signature state where pooltop found them;
 - capture/...: ready-to-run commands that capture allocation stacks for the suspects (WPR/xperf
   on Windows, bpftrace/perf on Linux);
+- who-NAME.json / who-NAME.txt (with `--who NAME`): the kernel call sites and processes that
+  allocated from the cache during a trace (`pooltop who`), made by the command and handed in
+  as `attributions` (share does not import the who feature);
 - README.txt: for the recipient: what each file is, and what to run next.
 
 Everything is built in memory first, then written with atomic_write: a temporary file beside
@@ -23,21 +26,21 @@ import platform
 import sys
 import textwrap
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pooltop import __version__
 from pooltop.errors import PooltopError
+from pooltop.judge import LeakLevel
 from pooltop.model import Pool, Snapshot, human_bytes
 from pooltop.query import compile_pattern
 from pooltop.report.analysis import CounterAnalysis
 from pooltop.report.render import Report, render_html, render_json, render_text
-from pooltop.share.capture import CaptureSet, linux_commands, windows_commands
 from pooltop.snapshots.writers import format_json, format_text
 from pooltop.tagdb import OwnerCandidate
 from pooltop.tagdb.owners import OwnerLookup, candidate_to_json
-from pooltop.tracking import LeakLevel
+from pooltop.who.capture import CaptureSet, linux_commands, windows_commands
 
 FACTS_SCHEMA = "pooltop.bundle/1"
 DEFAULT_SUSPECTS = 8
@@ -71,6 +74,16 @@ class BundleInputs:
     recording_owners: dict[tuple[str, int], list[OwnerCandidate]] | None = None
     max_suspects: int = DEFAULT_SUSPECTS
     created_at: dt.datetime | None = None
+    attributions: tuple[BundlePart, ...] = ()  # who-NAME.json/.txt, traced by the command
+    notes: tuple[str, ...] = ()  # what the command could not add (a trace that was not possible)
+    # notes the user should see now, not only in the bundle's README: a --tag that matched nothing,
+    # a part left out
+    warn: Callable[[str], None] | None = None
+
+    def note(self, notes: list[str], text: str) -> None:
+        notes.append(text)
+        if self.warn is not None:
+            self.warn(text)
 
 
 def _is_linux(snap: Snapshot) -> bool:
@@ -115,8 +128,8 @@ def choose_suspects(inputs: BundleInputs) -> tuple[list[Suspect], list[str]]:
             hits = [(t, Pool(p)) for t, p in zip(c.tags, c.pools.tolist(), strict=True) if pattern.match(t)]
             hits += [(t, Pool(p)) for (t, p) in by_key if pattern.match(t) and (t, Pool(p)) not in hits]
             if not hits:
-                notes.append(f"--tag {wanted}: no such tag in the snapshot or the report; "
-                             "the capture commands still name it")
+                inputs.note(notes, f"--tag {wanted}: no such tag in the snapshot or the report; "
+                            "the capture commands still name it")
                 picked.append((wanted, Pool.SLAB if _is_linux(snap) else Pool.NONPAGED, "named with --tag"))
             picked += [(t, p, "named with --tag") for t, p in hits]
     elif inputs.report is not None:
@@ -237,6 +250,12 @@ def _readme(inputs: BundleInputs, parts: Sequence[BundlePart], suspects: Sequenc
             "Run capture/xperf-pool.cmd from an elevated prompt on the leaking machine while the tags grow "
             "(or use capture/pool.wprp with wpr), and send back pool.etl. In WPA, Memory > Pool shows the "
             "outstanding allocations of each tag with the stack that made them.", 96)
+    if inputs.attributions:
+        lines += ["", *textwrap.wrap(
+            "The who-*.txt files name the kernel functions (call sites) and processes that allocated from "
+            "a cache while pooltop traced it (`pooltop who`), ranked by the bytes still allocated when the "
+            "trace ended: code whose objects stay outstanding trace after trace is the leak's likely "
+            "author. who-*.json hold the same (schema pooltop.who/1).", 96)]
     if inputs.report is None:
         lines += ["", *textwrap.wrap(
             "No recording was included, so there is no leak verdict: one snapshot shows sizes, not growth. "
@@ -252,7 +271,7 @@ def assemble(inputs: BundleInputs) -> list[BundlePart]:
     created = inputs.created_at or dt.datetime.now(dt.UTC)
     snap = inputs.snapshot
     suspects, notes = choose_suspects(inputs)
-    notes = list(notes) + [f"snapshot: {w}" for w in snap.warnings]
+    notes = list(notes) + [f"snapshot: {w}" for w in snap.warnings] + list(inputs.notes)
     parts = [
         BundlePart("snapshot.json", format_json(snap).encode("utf-8"),
                    f"every counter at {snap.taken_at:%Y-%m-%d %H:%M:%S} UTC ({inputs.snapshot_origin}), "
@@ -272,7 +291,7 @@ def assemble(inputs: BundleInputs) -> list[BundlePart]:
         try:
             page = render_html(rep, False, None)
         except PooltopError as e:
-            notes.append(f"report.html is missing: {e}")
+            inputs.note(notes, f"report.html is missing: {e}")
         else:
             parts.append(BundlePart("report.html", page.encode("utf-8"),
                                     "the report as one web page with a chart per suspect and the system "
@@ -285,6 +304,7 @@ def assemble(inputs: BundleInputs) -> list[BundlePart]:
         capture = windows_commands([s.tag for s in suspects], host)
     notes += list(capture.notes)
     parts += [BundlePart(f.name, f.text.encode("utf-8"), f.description) for f in capture.files]
+    parts += inputs.attributions
     facts = _facts(inputs, suspects, created, notes)
     facts_text = json.dumps(facts, indent=2, ensure_ascii=False) + "\n"
     parts.append(BundlePart("facts.json", facts_text.encode("utf-8"),

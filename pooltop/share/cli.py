@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
+import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
+from pooltop.clikit import TAG_FILE, Duration
 from pooltop.errors import PooltopError
 from pooltop.model import Snapshot, printable
+
+if TYPE_CHECKING:
+    from pooltop.share.bundle import BundlePart
 
 SNAPSHOT_REF_HELP = (
     "A snapshot file of any kind pooltop reads (JSON or CSV export, poolmon /n log, WinDbg !poolused "
@@ -108,25 +115,34 @@ def import_command(source: str, fmt: str, output: str | None) -> None:
                    "else the largest.")
 @click.option("--top", "-n", type=click.IntRange(min=1, max=50), default=8, show_default=True,
               help="At most this many suspects when none are named.")
-@click.option("--tagfile", "tagfiles", multiple=True, type=click.Path(dir_okay=False),
+@click.option("--tagfile", "tagfiles", multiple=True, type=TAG_FILE,
               help="A pooltag.txt-format file to name tag owners. Repeatable.")
 @click.option("--root", type=click.Path(file_okay=False), default=None,
               help="Take the snapshot from a copied Linux tree (ROOT/proc, ROOT/sys).")
+@click.option("--who", "who_names", multiple=True, metavar="NAME",
+              help="Also trace who allocates from this cache (`pooltop who`, Linux, root) and add "
+                   "who-NAME.json and .txt. Repeatable.")
+@click.option("--who-duration", type=Duration(), default=30.0, show_default=True,
+              help="How long each --who trace runs.")
 def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: Sequence[str], top: int,
-           tagfiles: Sequence[str], root: str | None) -> None:
+           tagfiles: Sequence[str], root: str | None, who_names: Sequence[str] = (),
+           who_duration: float = 30.0) -> None:
     """Pack the evidence for a driver's vendor into one zip.
 
     The zip holds a snapshot (JSON and text), the leak report of --recording (text, JSON, HTML),
     host and driver facts for the suspect tags, ready-to-run commands that capture their
     allocation stacks (xperf/WPR on Windows, bpftrace/perf on Linux) and a README for the
-    recipient. Without --snapshot, the snapshot is taken now.
+    recipient. Without --snapshot, the snapshot is taken now. With --who, the kernel call sites and
+    processes that allocate from those caches, traced now (`pooltop who`).
     """
-    from pooltop.report.analysis import ReportThresholds
+    from pooltop.judge import JudgeThresholds
     from pooltop.report.command import report_of_recording
     from pooltop.share.bundle import BundleInputs, make_bundle
     from pooltop.snapshots.readers import load_snapshot
     from pooltop.tagdb.owners import snapshot_owner_lookup
 
+    if who_names and root is not None:
+        raise click.UsageError("--who traces this machine's kernel: it cannot go with --root (another tree)")
     out_abs = os.path.abspath(output)
     for given in (recording, snapshot_ref):
         if given is not None and os.path.abspath(given.rsplit("@", 1)[0]) == out_abs:
@@ -142,9 +158,13 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
     if recording is not None:
         from pooltop.record import Recording
 
-        report = report_of_recording(recording, ReportThresholds())
+        report = report_of_recording(recording, JudgeThresholds())
         with Recording(recording) as rec:
             rec_owners = rec.owners()
+    attributions: tuple[BundlePart, ...] = ()
+    who_notes: tuple[str, ...] = ()
+    if who_names:
+        attributions, who_notes = bundle_attributions(who_names, who_duration)
     inputs = BundleInputs(
         snapshot=snap,
         snapshot_origin=origin,
@@ -154,6 +174,9 @@ def bundle(output: str, recording: str | None, snapshot_ref: str | None, tags: S
         owners=snapshot_owner_lookup(snap, tagfiles),
         recording_owners=rec_owners,
         max_suspects=top,
+        warn=lambda text: click.echo(f"pooltop: warning: {text}", err=True),
+        attributions=attributions,
+        notes=who_notes,
     )
     parts = make_bundle(output, inputs)
     click.echo(f"pooltop: wrote {output} ({len(parts)} files)", err=True)
@@ -192,3 +215,52 @@ def _live_or_recorded(recording: str | None, root: str | None) -> tuple[Snapshot
 
 
 COMMANDS = (diff, import_command, bundle)
+
+
+def _who_file_stem(name: str) -> str:
+    return "who-" + re.sub(r"[^A-Za-z0-9_.()+@-]", "_", name)
+
+
+def bundle_attributions(names: Sequence[str], duration: float, platform: str | None = None
+                        ) -> tuple[tuple[BundlePart, ...], tuple[str, ...]]:
+    """`bundle --who NAME...`: who-NAME.json and who-NAME.txt per name, traced one after the other
+    (Ctrl+C ends the running trace early and skips the rest), and a note per name that could not
+    be traced. On Windows who-TAG.txt holds the ETW capture commands instead."""
+    # loaded only when bundling with --who: `pooltop --help` and `diff` stay light
+    from pooltop.share.bundle import BundlePart
+    from pooltop.who.attribution import render_text
+    from pooltop.who.command import current_platform, format_attribution, make_tracer
+    from pooltop.who.session import stop_on_signals
+    from pooltop.who.windows import capture_instructions
+
+    parts: list[BundlePart] = []
+    notes: list[str] = []
+    stop = threading.Event()
+    windows = (platform or current_platform()) == "win32"
+    with stop_on_signals(stop):
+        for name in dict.fromkeys(names):
+            stem = _who_file_stem(name)
+            if windows:
+                parts.append(BundlePart(f"{stem}.txt", capture_instructions(name).encode("utf-8"),
+                                        f"how to find the code that allocates the pool tag {name} "
+                                        "(ETW capture commands)."))
+                continue
+            if stop.is_set():
+                notes.append(f"--who {name}: not traced (interrupted)")
+                continue
+            click.echo(f"pooltop: tracing {name} for {duration:g} s (Ctrl+C ends it early)…", err=True)
+            tracer = make_tracer(name, False)
+            try:
+                result = tracer.run(duration, stop)
+            except PooltopError as e:
+                notes.append(f"--who {name}: not traced: {e}")
+                continue
+            finally:
+                notes.extend(f"--who {name}: {w}" for w in tracer.warnings)
+            what = (f"which kernel call sites and processes allocated from {result.cache} during "
+                    f"{result.seconds:.0f} s of tracing (pooltop who {name})")
+            parts.append(BundlePart(f"{stem}.txt", render_text(result).encode("utf-8"), f"{what}, ranked by "
+                                    "the bytes still allocated at the end."))
+            parts.append(BundlePart(f"{stem}.json", format_attribution(result, "json").encode("utf-8"),
+                                    "the same as JSON (schema pooltop.who/1)."))
+    return tuple(parts), tuple(notes)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,7 @@ from pooltop.model import CounterSet, Pool, Snapshot, human_bytes, printable
 from pooltop.query import tag_filter
 from pooltop.snapshots.compat import host_names, require_one_kind
 from pooltop.snapshots.texttable import TextColumn, table_lines
-from pooltop.snapshots.writers import csv_text
+from pooltop.snapshots.writers import csv_text, json_text
 from pooltop.tracking import align, compute_deltas
 
 DIFF_SCHEMA = "pooltop.diff/1"
@@ -307,7 +306,7 @@ def render_json(d: SnapshotDiff, rows: Sequence[DiffRow], hidden: int | Hidden =
     }
     if d.warnings:
         doc["warnings"] = list(d.warnings)
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return json_text(doc)
 
 
 def render_csv(d: SnapshotDiff, rows: Sequence[DiffRow], hidden: int | Hidden = 0) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy.typing as npt
 
 from pooltop import __version__
+from pooltop.judge import Judgements, LeakLevel
 from pooltop.model import (
     COLUMN_BY_KEY,
     COLUMNS,
@@ -28,13 +29,14 @@ from pooltop.model import (
     CounterSet,
     Pool,
     Snapshot,
+    escape_surrogates,
     human_bytes,
     printable,
 )
 from pooltop.snapshots.texttable import TextColumn, table_lines
 from pooltop.tagdb import OwnerCandidate
 from pooltop.tagdb.owners import OwnerLookup, candidate_to_json
-from pooltop.tracking import Deltas, IndexArray, LeakLevel, LeakScores
+from pooltop.tracking import Deltas, IndexArray
 
 FORMATS = ("text", "json", "csv")
 
@@ -48,7 +50,7 @@ def snapshot_to_json(
     rows: IndexArray | None = None,
     changes: Deltas | None = None,
     owners: OwnerLookup | None = None,
-    leak: LeakScores | None = None,
+    leak: Judgements | None = None,
 ) -> dict[str, Any]:
     """The `pooltop.snapshot/1` object (see README, "Snapshot JSON")."""
     c = snap.counters
@@ -107,7 +109,14 @@ def snapshot_to_json(
 
 
 def format_json(*args: Any, **kwargs: Any) -> str:
-    return json.dumps(snapshot_to_json(*args, **kwargs), indent=2, ensure_ascii=False) + "\n"
+    return json_text(snapshot_to_json(*args, **kwargs))
+
+
+def json_text(doc: Any) -> str:
+    """A document as pooltop writes JSON: indented, UTF-8 as is, and a lone surrogate (a name no
+    UTF-8 file can hold) as its JSON escape \\udXXX, so writing it never fails and reading it
+    back gives the same string."""
+    return escape_surrogates(json.dumps(doc, indent=2, ensure_ascii=False)) + "\n"
 
 
 def _first_owner(owners: OwnerLookup | None, tag: str, pool: Pool) -> OwnerCandidate | None:
@@ -175,7 +184,7 @@ def format_csv(
     rows: IndexArray | None = None,
     changes: Deltas | None = None,
     owners: OwnerLookup | None = None,
-    leak: LeakScores | None = None,
+    leak: Judgements | None = None,
 ) -> str:
     c = snap.counters
     columns = counter_columns(c, changes, alloc_counts=False)
@@ -240,7 +249,7 @@ def _text_header(snap: Snapshot, changes: Deltas | None) -> list[str]:
 
 
 def _text_columns(snap: Snapshot, idx: Sequence[int], changes: Deltas | None, owners: OwnerLookup | None,
-                  leak: LeakScores | None) -> list[TextColumn]:
+                  leak: Judgements | None) -> list[TextColumn]:
     c = snap.counters
     values = column_values(c, changes)
     cells: dict[str, list[str]] = {
@@ -265,7 +274,7 @@ def format_text(
     rows: IndexArray | None = None,
     changes: Deltas | None = None,
     owners: OwnerLookup | None = None,
-    leak: LeakScores | None = None,
+    leak: Judgements | None = None,
 ) -> str:
     """A poolmon-like table with a header of system totals."""
     lines = _text_header(snap, changes)

@@ -1,10 +1,10 @@
 """Scan results in SQLite, so a rescan of an unchanged tree costs one stat per file.
 
-A row is valid for (path, size, mtime_ns, fingerprint); the fingerprint carries the scanner version and
-the limits, so a new scanner or other limits rescan. The bytes pass depends on the set of known tags
-too and has its own table. The cache is an optimisation, never a reason to fail: a corrupt file is moved
-aside and rebuilt, a locked or unwritable one is skipped, each with a warning. Several pooltop processes
-may share it (WAL journal, busy timeout).
+A row is valid for (absolute path, size, mtime_ns, fingerprint); the fingerprint carries the scanner
+version and the limits, so a new scanner or other limits rescan. The bytes pass depends on the set of
+known tags too and has its own table. The cache is an optimisation, never a reason to fail: a corrupt
+file is moved aside and rebuilt, a locked or unwritable one is skipped, each with a warning. Several
+pooltop processes may share it (WAL journal, busy timeout).
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from typing import Any
 
 import platformdirs
 
-SCHEMA_VERSION = 1
+#: 2: rows are keyed by absolute path (version 1 kept the path as given, relative to where the scan
+#: ran, so another working folder missed it or, worse, found another file's row)
+SCHEMA_VERSION = 2
 _BUSY_TIMEOUT_MS = 10_000
 _FLUSH_EVERY = 200
 
@@ -44,6 +46,11 @@ CREATE TABLE IF NOT EXISTS byte_scans (
     PRIMARY KEY (path, tagset)
 );
 """
+
+
+def cache_key(path: str) -> str:
+    """The key of a file's rows: its absolute path, the same from any working folder."""
+    return os.path.abspath(path)
 
 
 def default_cache_path() -> Path:
@@ -96,8 +103,11 @@ class ScanCache:
                 conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             elif row[0] != str(SCHEMA_VERSION):
                 with _transaction(conn):
-                    conn.execute("DELETE FROM scans")
-                    conn.execute("DELETE FROM byte_scans")
+                    if row[0] == "1":  # absolute paths stay valid; relative ones meant another folder
+                        _drop_relative_rows(conn)
+                    else:
+                        conn.execute("DELETE FROM scans")
+                        conn.execute("DELETE FROM byte_scans")
                     conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
             conn.execute("SELECT count(*) FROM scans WHERE path = ''").fetchone()
         except BaseException:
@@ -128,7 +138,7 @@ class ScanCache:
     def lookup(self, path: str, size: int, mtime_ns: int, fingerprint: str) -> dict[str, Any] | None:
         row = self._query(
             "SELECT result FROM scans WHERE path = ? AND size = ? AND mtime_ns = ? AND fingerprint = ?",
-            (path, size, mtime_ns, fingerprint),
+            (cache_key(path), size, mtime_ns, fingerprint),
         )
         result = _decode(row)
         return result if isinstance(result, dict) else None
@@ -139,7 +149,7 @@ class ScanCache:
         row = self._query(
             "SELECT result FROM byte_scans WHERE path = ? AND tagset = ? AND size = ? AND mtime_ns = ?"
             " AND fingerprint = ?",
-            (path, tagset, size, mtime_ns, fingerprint),
+            (cache_key(path), tagset, size, mtime_ns, fingerprint),
         )
         result = _decode(row)
         return result if isinstance(result, list) else None
@@ -158,7 +168,8 @@ class ScanCache:
         self._pending.append(
             (
                 "INSERT OR REPLACE INTO scans VALUES (?, ?, ?, ?, ?, ?)",
-                (path, size, mtime_ns, fingerprint, json.dumps(result, separators=(",", ":")), time.time()),
+                (cache_key(path), size, mtime_ns, fingerprint, json.dumps(result, separators=(",", ":")),
+                 time.time()),
             )
         )
         if len(self._pending) >= _FLUSH_EVERY:
@@ -170,7 +181,8 @@ class ScanCache:
         self._pending.append(
             (
                 "INSERT OR REPLACE INTO byte_scans VALUES (?, ?, ?, ?, ?, ?)",
-                (path, tagset, size, mtime_ns, fingerprint, json.dumps(result, separators=(",", ":"))),
+                (cache_key(path), tagset, size, mtime_ns, fingerprint,
+                 json.dumps(result, separators=(",", ":"))),
             )
         )
         if len(self._pending) >= _FLUSH_EVERY:
@@ -230,6 +242,13 @@ def _transaction(conn: sqlite3.Connection):  # type: ignore[no-untyped-def]
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def _drop_relative_rows(conn: sqlite3.Connection) -> None:
+    for table in ("scans", "byte_scans"):
+        paths = conn.execute(f"SELECT DISTINCT path FROM {table}").fetchall()
+        relative = [(p,) for (p,) in paths if not (isinstance(p, str) and os.path.isabs(p))]
+        conn.executemany(f"DELETE FROM {table} WHERE path = ?", relative)
 
 
 def _is_corruption(error: sqlite3.Error) -> bool:

@@ -6,6 +6,7 @@ earlier scans from the cache through `cached_owner_candidates` without loading t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -138,6 +139,15 @@ def outcome_from_dict(d: dict[str, Any]) -> FileOutcome:
     )
 
 
+def as_given(outcome: FileOutcome, path: str) -> FileOutcome:
+    """A cached outcome named by the path this scan was given (the cache keeps absolute paths)."""
+    if isinstance(outcome, DriverScan):
+        outcome.path = path
+        outcome.facts = dataclasses.replace(outcome.facts, path=path)
+        return outcome
+    return dataclasses.replace(outcome, path=path)
+
+
 def rank(confidence: str) -> int:
     return CONFIDENCE_ORDER.index(confidence) if confidence in CONFIDENCE_ORDER else len(CONFIDENCE_ORDER)
 
@@ -209,9 +219,11 @@ def cached_owner_candidates(cache_path: str | os.PathLike[str] | None = None) ->
         return []
     report = ScanReport()
     try:
-        for (result,) in con.execute("SELECT result FROM scans"):
+        for key, result in con.execute("SELECT path, result FROM scans"):
+            if not isinstance(key, str) or not os.path.isabs(key):
+                continue  # a row of pooltop before 2026-12, keyed relative to a folder now unknown
             try:
-                outcome = outcome_from_dict(json.loads(result))
+                outcome = as_given(outcome_from_dict(json.loads(result)), key)
             except (ValueError, KeyError, TypeError):
                 continue
             if isinstance(outcome, DriverScan):

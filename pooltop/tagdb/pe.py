@@ -65,8 +65,10 @@ class PeImage:
 
 def load_image(data: bytes) -> PeImage:
     """Parse headers, sections and imports of `data`; raise BadImage with a reason if unusable."""
-    if len(data) < 0x40 or data[:2] != b"MZ":
+    if data[:2] != b"MZ":
         raise BadImage("not a PE file (no MZ header)")
+    if len(data) < 0x40:  # the DOS header alone is 64 bytes
+        raise BadImage(f"truncated PE: {len(data)} bytes, too small for the 64-byte DOS header")
     try:
         pe = pefile.PE(data=data, fast_load=True)
     except pefile.PEFormatError as e:

@@ -7,6 +7,7 @@ The format (Debugging Tools for Windows, `Debuggers\\<arch>\\triage\\pooltag.txt
     Abcd - owner.sys  - what the allocation is
     Ab   - nt!ab      - padding of short tags is lost in the column layout: this is "Ab  "
     Abc? - owner.sys  - wildcards: ? is one byte, * any run of bytes
+    Dh 1 - <unknown>  - a tag with a space inside: the first four characters
 
 Real files are 8-bit text (cp1252), CRLF, hand-edited for decades: descriptions contain " - ",
 owners are missing or `<unknown>`, tags repeat. The parser never fails: a line it cannot read is
@@ -47,6 +48,9 @@ OVERLAY_TAG_LEN = 64
 
 # re.ASCII throughout: in cp1252/latin-1 text \x85 and \xa0 are characters, not line breaks or spaces.
 _ENTRY = re.compile(r"(?P<tag>\S+?)(?:\s+-(?:\s+|$)|-\s+)(?P<rest>.*)", re.ASCII | re.DOTALL)
+#: a 4-character tag with a space inside ("Dh 1", "Ab ?"): the first four characters, when the
+#: separator follows them. Tried only where _ENTRY does not match, so "Ab - x" stays tag "Ab".
+_SPACED_ENTRY = re.compile(r"(?P<tag>.{4})(?:\s+-(?:\s+|$)|-\s+)(?P<rest>.*)", re.ASCII | re.DOTALL)
 _FIELD_SEP = re.compile(r"\s+-(?:\s+|$)", re.ASCII)
 _LEADING_DASH = re.compile(r"-(?:\s+|$)", re.ASCII)
 _REM = re.compile(r"rem(?:\s|$)", re.ASCII | re.IGNORECASE)
@@ -156,7 +160,7 @@ def _parse_line(text: str, codec: str, number: int, max_tag_len: int) -> TagEntr
     if line.startswith("//") or _REM.match(line):
         # A tag spelled "rem" cannot be listed; poolmon skips such lines the same way.
         return _COMMENT
-    m = _ENTRY.fullmatch(line)
+    m = _ENTRY.fullmatch(line) or _SPACED_ENTRY.fullmatch(line)
     if m is None:
         return _MALFORMED
     tag = normalise_tag_field(m["tag"], codec, max_tag_len)

@@ -21,10 +21,10 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from pooltop.tagdb import DriverFacts
 from pooltop.tagdb.bytesearch import KnownTags
+from pooltop.tagdb.cache import ScanCache, cache_key
 from pooltop.tagdb.callsites import CALL_SITE_ARCHES, AnalysisLimits, find_call_sites
 from pooltop.tagdb.candidates import Candidate
 from pooltop.tagdb.findings import (
@@ -34,15 +34,13 @@ from pooltop.tagdb.findings import (
     ScanReport,
     Skipped,
     TagFinding,
+    as_given,
     outcome_from_dict,
     rank,
 )
 from pooltop.tagdb.immediates import find_tag_immediates
 from pooltop.tagdb.pe import BadImage, has_signature, load_image, version_strings
 from pooltop.tagdb.poolapis import POOL_APIS, pool_import_slots, tag_text
-
-if TYPE_CHECKING:
-    from pooltop.tagdb.cache import ScanCache
 
 #: bump when a change to the scanner changes its results: cached results of older versions are ignored
 SCANNER_VERSION = 1
@@ -228,7 +226,9 @@ def scan(
         if cache is not None:
             partial = isinstance(outcome, DriverScan) and outcome.partial
             if job.cached is None and not partial:  # a slow moment must not be remembered
-                cache.store(job.candidate.path, job.size, job.mtime_ns, fingerprint, outcome.to_dict())
+                # stored under its absolute path: owner lookups read it from any folder
+                stored = {**outcome.to_dict(), "path": cache_key(job.candidate.path)}
+                cache.store(job.candidate.path, job.size, job.mtime_ns, fingerprint, stored)
             if isinstance(outcome, DriverScan) and known:
                 rows = [t.to_dict() for t in outcome.byte_tags]
                 cache.store_bytes(
@@ -284,7 +284,7 @@ def _prepare(
         cached = cache.lookup(path, size, mtime_ns, fingerprint)
         if cached is not None:
             try:
-                outcome = outcome_from_dict(cached)
+                outcome = as_given(outcome_from_dict(cached), path)
             except (KeyError, TypeError, ValueError):
                 outcome = None  # a row of another shape: rescan
     if outcome is None:

@@ -18,6 +18,17 @@ for _i in range(8, 16):
     CANON.update({f"r{_i}": (f"r{_i}", 64), f"r{_i}d": (f"r{_i}", 32)})
     CANON.update({f"r{_i}w": (f"r{_i}", 16), f"r{_i}b": (f"r{_i}", 8)})
 
+#: canonical register -> every name capstone prints for it ("rax": "rax", "eax", "ax", "al", "ah")
+NAMES: dict[str, tuple[str, ...]] = {}
+for _name, (_canon, _bits) in CANON.items():
+    NAMES[_canon] = (*NAMES.get(_canon, ()), _name)
+
+
+def names_any(op_str: str, registers: set[str]) -> bool:
+    """Whether operand text may mention one of `registers` (a substring test: it may say yes wrongly)."""
+    return any(name in op_str for canon in registers for name in NAMES[canon])
+
+
 VOLATILE = {
     "x64": ("rax", "rcx", "rdx", "r8", "r9", "r10", "r11"),
     "x86": ("rax", "rcx", "rdx"),

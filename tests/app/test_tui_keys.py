@@ -19,8 +19,8 @@ from pooltop.app import PooltopApp
 from pooltop.app.help import HelpScreen
 from pooltop.app.keys import KEYS, PooltopCommands, bindings
 from pooltop.app.table import PoolTable
+from pooltop.judge import LeakLevel
 from pooltop.model import Pool, Snapshot
-from pooltop.tracking import LeakLevel
 
 
 def tags(app: PooltopApp) -> list[str]:

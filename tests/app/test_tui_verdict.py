@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from tui_fakes import GrowingSlabSource, MiB, ScriptedProcesses, ScriptedSource, make_snapshot
 from tui_screen import screen_text
 from tui_support import advance, build_app, settle
@@ -12,6 +14,19 @@ from pooltop.app.keys import KEYS
 from pooltop.model import Pool, Snapshot
 from pooltop.processes.verdict import VerdictKind
 from pooltop.record.replay import SequenceSource
+
+
+class QuietPools(ScriptedSource):
+    """The Linux ScriptedSource without its growing rows: the pools give the verdict nothing to say."""
+
+    def __init__(self) -> None:
+        super().__init__(windows=False)
+
+    def sample(self) -> Snapshot:
+        snap = super().sample()
+        c = snap.counters
+        keep = [i for i, tag in enumerate(c.tags) if tag in ("Stab", "Io  ")]
+        return dataclasses.replace(snap, counters=c.select(keep))
 
 
 def verdict_line(text: str) -> str:
@@ -32,8 +47,7 @@ async def test_kernel_growth_with_flat_processes_is_a_driver_leak() -> None:
 
 
 async def test_a_growing_process_is_named() -> None:
-    app = build_app(source=ScriptedSource(windows=False), processes=ScriptedProcesses(grow=16 * MiB),
-                    process_every_s=0)
+    app = build_app(source=QuietPools(), processes=ScriptedProcesses(grow=16 * MiB), process_every_s=0)
     async with app.run_test(size=(160, 36)) as pilot:
         await advance(pilot, 6)
         assert app.verdict is not None and app.verdict.kind is VerdictKind.PROCESS
@@ -42,10 +56,20 @@ async def test_a_growing_process_is_named() -> None:
 
 
 async def test_flat_everything_says_nothing_is_growing() -> None:
-    app = build_app(source=ScriptedSource(windows=False), processes=ScriptedProcesses(), process_every_s=0)
+    app = build_app(source=QuietPools(), processes=ScriptedProcesses(), process_every_s=0)
     async with app.run_test(size=(160, 36)) as pilot:
         await advance(pilot, 4)
         assert "verdict: nothing is growing" in verdict_line(screen_text(app))
+
+
+async def test_a_leaking_row_is_named_in_the_verdict_line() -> None:
+    # Issue 14: the header said "nothing is growing" while a row said LEAK.
+    app = build_app(source=ScriptedSource(windows=False), processes=ScriptedProcesses(), process_every_s=0)
+    async with app.run_test(size=(160, 36)) as pilot:
+        await advance(pilot, 6)
+        line = verdict_line(screen_text(app))
+        assert "verdict: kernel/driver leak: cache Leak is leak (+" in line
+        assert "1 leak, 1 suspect" in line
 
 
 async def test_processes_are_sampled_every_few_seconds_of_the_source_clock() -> None:

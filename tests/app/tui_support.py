@@ -11,6 +11,12 @@ from textual.pilot import Pilot
 from tui_fakes import ScriptedSource, fake_owners
 
 from pooltop.app import PooltopApp, create_app
+from pooltop.judge import JudgeThresholds
+from pooltop.tracking import Tracker
+
+#: The scripted sources take a handful of one-second samples: the judge's evidence windows are
+#: shrunk to fit (the live defaults need minutes), so the leak rows these tests draw are leaks.
+SHORT_WINDOWS = JudgeThresholds(suspect_window_s=2, leak_window_s=4, suspect_min_growth_bytes=1024)
 
 
 def build_app(windows: bool = True, **kwargs: Any) -> PooltopApp:
@@ -20,6 +26,7 @@ def build_app(windows: bool = True, **kwargs: Any) -> PooltopApp:
     kwargs.setdefault("autorefresh", False)
     kwargs.setdefault("tz", dt.UTC)
     kwargs.setdefault("symbols", False)
+    kwargs.setdefault("tracker", Tracker(SHORT_WINDOWS))
     return create_app(source, **kwargs)
 
 

@@ -20,6 +20,7 @@ from pooltop.errors import NeedsElevation, PooltopError
 from pooltop.exporter.frame import select_exported
 from pooltop.exporter.metrics import METRICS, PER_TAG
 from pooltop.exporter.service import ExportOptions, MetricsServer, PoolExporter
+from pooltop.judge import JudgeThresholds
 from pooltop.model import U32, CounterSet, Pool, Snapshot, Totals, escape_tag, printable
 from pooltop.native import Source
 from pooltop.tagdb import OwnerCandidate
@@ -79,8 +80,8 @@ def owners_from(table: dict[str, str]) -> Callable[[Snapshot], OwnerLookup]:
 
 def make_exporter(source: Source, clock: Clock | None = None, log: list[str] | None = None,
                   owners: dict[str, str] | None = None, *, interval: float = 1.0, top: int = 10,
-                  max_watch: int = 5, window: int = 10) -> PoolExporter:
-    opts = ExportOptions(interval=interval, top=top, max_watch=max_watch, window=window)
+                  max_watch: int = 5) -> PoolExporter:
+    opts = ExportOptions(interval=interval, top=top, max_watch=max_watch)
     return PoolExporter(source, opts, owners_from(owners or {}), clock=clock or Clock(),
                         log=(log.append if log is not None else lambda _: None), process_metrics=False)
 
@@ -389,6 +390,6 @@ def test_options_are_checked() -> None:
     with pytest.raises(ValueError):
         ExportOptions(interval=0)
     with pytest.raises(ValueError):
-        ExportOptions(window=1)
+        ExportOptions(thresholds=JudgeThresholds(leak_window_s=1, suspect_window_s=2))
     assert ExportOptions(interval=0.5).stale_seconds == 30.0
     assert ExportOptions(interval=60).stale_seconds == 300.0

@@ -34,7 +34,8 @@ def test_listen_addresses() -> None:
     ["--listen", "nonsense"],
     ["--top", "0"],
     ["--interval", "0"],
-    ["--window", "1"],
+    ["--leak-window", "0"],
+    ["--suspect-window", "5m", "--leak-window", "1m"],
 ])
 def test_bad_arguments_are_usage_errors(capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
     with pytest.raises(SystemExit) as exc:

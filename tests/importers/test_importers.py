@@ -143,6 +143,9 @@ def test_poolmon_copies_as_people_paste_them(generator: ModuleType, name: str) -
      ("Irp ", NP, (5500000, 5499800, 200, 102400))),
     ("Lk1x Nonp 4294967200 4294000000 967200 123456789 127", ("Lk1x", NP, (4294967200, 4294000000, 967200,
                                                                         123456789))),
+    # whitespace collapsed to single spaces (pasted through HTML): the short tag lost its padding
+    ("Io Nonp 98765432 (0) 98760000 (0) 5432 1040384 (0) 191 [nt!io - general IO]",
+     ("Io  ", NP, (98765432, 98760000, 5432, 1040384))),
 ])
 def test_poolmon_row_shapes(line: str, expected: tuple[str, Pool, tuple[int, int, int, int]]) -> None:
     tag_text, pool, values = expected

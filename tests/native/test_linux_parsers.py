@@ -112,6 +112,14 @@ def test_a_cache_name_holding_cr_skips_that_row_with_a_warning() -> None:
         assert "\\x0d" in warning and "\r" not in warning
 
 
+def test_rows_beside_a_skipped_one_keep_their_names_as_the_fast_path_reads_them() -> None:
+    # a skipped row sends the whole file through the line-by-line parser: a name's padding is no part of it
+    text = HEADER + " " + slab_line(*ROWS[0]) + slab_line("x\x0cy", 1, 1, 8, 1, 1, 1) + slab_line(*ROWS[1])
+    table = parse_slabinfo(text)
+    assert table.names == ("filp", "dentry") and len(table.warnings) == 1
+    assert parse_slabinfo(HEADER + " " + slab_line(*ROWS[0]) + slab_line(*ROWS[1])).names == table.names
+
+
 def test_a_line_ending_in_crlf_still_parses() -> None:
     text = HEADER + "".join(slab_line(*r).replace("\n", "\r\n") for r in ROWS)
     table = parse_slabinfo(text)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from proc_fakes import MiB, process_snapshot
 
+from pooltop.judge import JudgeThresholds, LeakLevel
 from pooltop.processes.source import ProcessReading
-from pooltop.tracking import LeakLevel, Tracker
+from pooltop.tracking import Tracker
 
 
 def readings(i: int) -> list[ProcessReading]:
@@ -23,7 +24,8 @@ def readings(i: int) -> list[ProcessReading]:
 
 
 def test_a_growing_process_becomes_a_leak_and_the_others_stay_stable() -> None:
-    tracker = Tracker(window=10)
+    # A 20-second leak window (evidence is time since issue 14), so 18 s of it fit 10 samples.
+    tracker = Tracker(JudgeThresholds(suspect_window_s=6, leak_window_s=18))
     levels: dict[str, list[LeakLevel]] = {}
     for i in range(12):
         sample = tracker.update(process_snapshot(i * 2.0, readings(i)))
@@ -42,7 +44,7 @@ def test_a_growing_process_becomes_a_leak_and_the_others_stay_stable() -> None:
 
 
 def test_processes_that_start_and_exit_are_new_and_vanished_rows() -> None:
-    tracker = Tracker(window=10)
+    tracker = Tracker()
     seen_new = seen_gone = False
     for i in range(9):
         sample = tracker.update(process_snapshot(float(i), readings(i)))

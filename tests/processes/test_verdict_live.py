@@ -25,7 +25,7 @@ from helpers import linux_only, needs_root
 from pooltop.native.linux import LinuxSource
 from pooltop.processes.doctor import collect_samples
 from pooltop.processes.source import ProcessSource
-from pooltop.processes.verdict import VerdictKind, VerdictThresholds, judge
+from pooltop.processes.verdict import VerdictKind, VerdictThresholds, fitted_to, judge
 
 pytestmark = [pytest.mark.linux, pytest.mark.slow, linux_only]
 
@@ -96,7 +96,7 @@ def test_a_growing_process_is_named() -> None:
         tag = child_tag(proc, procs)
     finally:
         stop(proc)
-    verdict = judge(samples)
+    verdict = judge(samples, fitted_to(VerdictThresholds(), WINDOW_S))  # a doctor-style look
     ev = verdict.evidence
     growers = {g.tag: g for g in ev.growing_processes}
     assert tag in growers, f"{tag} not seen growing: {verdict.text} / {ev}"
@@ -128,7 +128,7 @@ def test_a_pipe_leak_is_kernel_side() -> None:
         tag = child_tag(proc, procs)
     finally:
         stop(proc)
-    verdict = judge(samples)
+    verdict = judge(samples, fitted_to(VerdictThresholds(), WINDOW_S))  # a doctor-style look
     ev = verdict.evidence
     assert verdict.kind is VerdictKind.KERNEL, f"{verdict.text} / {ev}"
     assert verdict.text.startswith("kernel/driver leak: unreclaimable slab +")

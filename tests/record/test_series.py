@@ -4,12 +4,15 @@ highest value. Expectations come from the snapshots written, never from the read
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
 import math
 import struct
+import sys
 import zlib
 
-import numpy as np
 import pytest
+from frame_encoder import encode
 from helpers import churn, make_snapshot
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -98,17 +101,6 @@ def test_a_spike_between_points_and_a_late_leak_are_kept(tmp_path) -> None:
 # --- the batch decoder, against frames encoded here by hand ---------------------------------------
 
 
-def encode(ids: list[int], removed: list[int], columns: list[list[int]], mask: int, totals: list[int],
-           widths: list[str]) -> bytes:
-    """One frame as the format says: header, one dtype code per array, the arrays (ids and removed
-    delta-coded), zlib. `widths` names each array's dtype (e.g. '<i2')."""
-    codes = {"<i1": 0, "<i2": 1, "<i4": 2, "<i8": 3}
-    arrays = [np.diff(ids, prepend=0), np.diff(removed, prepend=0), *columns, totals]
-    header = struct.pack("<BIIIH", 2, len(ids), len(removed), len(columns), mask)
-    body = b"".join(np.asarray(a, dtype=w).tobytes() for a, w in zip(arrays, widths, strict=True))
-    return zlib.compress(header + bytes(codes[w] for w in widths) + body)
-
-
 def test_decode_frames_reads_every_width_at_any_alignment() -> None:
     frames = [
         encode([1, 2, 300], [], [[5, -6, 7], [70000, 2, 3]], 0b101, [2**40, -1],
@@ -143,3 +135,25 @@ def test_decode_frames_names_the_first_damaged_frame(blob: bytes, why: str) -> N
     with pytest.raises(DamagedFrame, match=why) as exc:
         decode_frames([good, good, blob, good], 2)
     assert exc.value.index == 2
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_report_shows_a_progress_bar_on_a_terminal_only(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    import pooltop.report.command as report_command
+    from pooltop.cli import main
+
+    path = str(tmp_path / "rec.db")
+    write(path, churn(40, 3))
+    monkeypatch.setattr(report_command, "PROGRESS_MIN_SAMPLES", 10)  # a "large" recording, for the test
+    for terminal, bar in ((False, False), (True, True)):
+        stderr = Terminal() if terminal else io.StringIO()
+        monkeypatch.setattr(sys, "stderr", stderr)
+        with pytest.raises(SystemExit) as exc:
+            main(["report", path, "--format", "json"])
+        assert exc.value.code == 0
+        assert json.loads(capsys.readouterr().out)["recording"]["samples"] == 40
+        assert ("reading" in stderr.getvalue() and "40/40" in stderr.getvalue()) is bar, stderr.getvalue()

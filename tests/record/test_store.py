@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 from helpers import as_dict, churn, make_snapshot
@@ -176,3 +179,57 @@ def test_missing_file(tmp_path) -> None:
     with pytest.raises(PooltopError, match="does not exist"):
         Recording(str(tmp_path / "nope.db"))
     assert not os.path.exists(tmp_path / "nope.db")  # reading never creates a file
+
+
+def copy_db_alone(path: str, folder) -> str:  # type: ignore[no-untyped-def]
+    """What a user copies off a machine: the .db file, without its -wal."""
+    copy = str(folder / "copy.db")
+    with open(path, "rb") as src, open(copy, "wb") as dst:
+        dst.write(src.read())
+    return copy
+
+
+def test_the_db_alone_holds_every_sample_up_to_the_last_checkpoint(tmp_path) -> None:
+    snaps = churn(12, 6)
+    path = str(tmp_path / "rec.db")
+    rarely = RecordingWriter(path, snaps[0], checkpoint_every_s=3600)
+    try:
+        for s in snaps:
+            rarely.append(s)
+        with Recording(copy_db_alone(path, tmp_path)) as rec:  # the first sample is always checkpointed
+            assert [as_dict(s) for _, s in rec.snapshots()] == [as_dict(snaps[0])]
+    finally:
+        rarely.close()
+    os.remove(path)
+    often = RecordingWriter(path, snaps[0], checkpoint_every_s=0)
+    try:
+        for s in snaps:
+            often.append(s)
+        with Recording(copy_db_alone(path, tmp_path)) as rec:
+            assert [as_dict(s) for _, s in rec.snapshots()] == [as_dict(s) for s in snaps]
+    finally:
+        often.close()
+
+
+KILLED_WRITER = """
+import os, signal, sys
+sys.path.insert(0, sys.argv[2])
+from helpers import churn
+from pooltop.record import RecordingWriter
+snaps = churn(30, 8)
+w = RecordingWriter(sys.argv[1], snaps[0], checkpoint_every_s=0)
+for s in snaps:
+    w.append(s)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_a_copy_of_the_db_alone_after_a_hard_kill_is_a_valid_recording(tmp_path) -> None:
+    path = str(tmp_path / "rec.db")
+    tests = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", KILLED_WRITER, path, tests], timeout=60)
+    assert done.returncode == -signal.SIGKILL
+    assert os.path.exists(path + "-wal")  # the kill left the WAL behind
+    with Recording(copy_db_alone(path, tmp_path)) as rec:
+        assert [as_dict(s) for _, s in rec.snapshots()] == [as_dict(s) for s in churn(30, 8)]

@@ -12,15 +12,15 @@ import pytest
 from helpers import DATA, make_snapshot
 
 from pooltop.errors import PooltopError
+from pooltop.judge import JudgeThresholds
 from pooltop.model import Pool
 from pooltop.record import RecordingWriter
-from pooltop.report.analysis import ReportThresholds
 from pooltop.report.render import build_report
 from pooltop.share.bundle import BundleInputs, BundlePart, assemble, make_bundle, write_bundle
-from pooltop.share.capture import linux_commands, windows_commands
 from pooltop.snapshots.readers import load_snapshot
 from pooltop.snapshots.writers import format_json
 from pooltop.tagdb import DriverFacts, OwnerCandidate
+from pooltop.who.capture import linux_commands, windows_commands
 
 NP, PG = int(Pool.NONPAGED), int(Pool.PAGED)
 TREE = os.path.join(DATA, "linux", "vm-6.18")
@@ -130,12 +130,39 @@ def test_bundle_without_recording_or_tags_lists_the_largest(tmp_path) -> None:  
 def test_html_degrades_to_text_and_json_without_matplotlib(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     rec = str(tmp_path / "rec.db")
     leaky_recording(rec)
-    report = build_report(rec, ReportThresholds())
+    report = build_report(rec, JudgeThresholds())
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now fails
     parts = {p.name: p for p in assemble(BundleInputs(load_snapshot(rec), "test", report, "rec.db"))}
     assert "report.html" not in parts and {"report.txt", "report.json"} <= set(parts)
     readme = parts["README.txt"].data.decode()
     assert "report.html is missing" in readme and "matplotlib" in readme
+
+
+def test_without_matplotlib_the_terminal_hears_of_the_missing_page(run, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    rec = str(tmp_path / "rec.db")
+    leaky_recording(rec)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    out = str(tmp_path / "b.zip")
+    code, _, err = run("bundle", "-o", out, "--recording", rec, "--snapshot", f"{rec}@-1")
+    assert code == 0
+    warned = [line for line in err.splitlines() if "report.html" in line]
+    assert len(warned) == 1 and warned[0].startswith("pooltop: warning: ") and "matplotlib" in warned[0]
+    assert "report.html" not in open_bundle(out)
+
+
+def test_a_tag_that_matches_nothing_is_said_on_the_terminal(run, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rec = str(tmp_path / "rec.db")
+    leaky_recording(rec)
+    out = str(tmp_path / "b.zip")
+    code, _, err = run("bundle", "-o", out, "--recording", rec, "--snapshot", f"{rec}@-1", "--tag", "nosuch",
+                       "--tag", "Lk1*")
+    assert code == 0
+    assert [line for line in err.splitlines() if "nosuch" in line] == [
+        "pooltop: warning: --tag nosuch: no such tag in the snapshot or the report; "
+        "the capture commands still name it"
+    ]
+    facts = json.loads(open_bundle(out)["facts.json"])
+    assert [s["tag"] for s in facts["suspects"]] == ["nosuch", "Lk1x"]
 
 
 def test_capture_commands_refuse_unsafe_tags_and_cap_at_four() -> None:
@@ -180,7 +207,7 @@ def test_a_failure_midway_leaves_no_file_and_the_old_one_intact(tmp_path, monkey
     rec = str(tmp_path / "rec.db")
     leaky_recording(rec)
     with pytest.raises(ZeroDivisionError):
-        make_bundle(fresh, BundleInputs(snap, "x", build_report(rec, ReportThresholds())))
+        make_bundle(fresh, BundleInputs(snap, "x", build_report(rec, JudgeThresholds())))
     assert not os.path.exists(fresh)
 
 

@@ -57,7 +57,7 @@ def test_a_few_snapshots_list_growth_without_a_verdict(run, tmp_path) -> None:  
     paths = write_series(tmp_path, 3)
     code, out, err = run("report", *reversed(paths))  # order on the command line does not matter
     assert code == 0, err
-    assert "too few for a verdict" in out and "Leak" in out and "not a judgement" in out
+    assert "too few samples for a verdict (at least 5)" in out and "Leak" in out and "not a judgement" in out
     code, out, _ = run("report", *paths, "-f", "json")
     doc = json.loads(out)
     assert doc["too_few_points"] is True and doc["suspects"] == []

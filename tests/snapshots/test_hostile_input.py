@@ -80,6 +80,19 @@ def test_lone_surrogates_never_crash_an_output(run, tmp_path) -> None:  # type: 
         assert "A\\\\ud800b" in z.read("snapshot.json").decode("utf-8")
 
 
+def test_json_writers_escape_a_lone_surrogate_whatever_the_source() -> None:
+    """A name holding a lone surrogate (a live source, a replayed file) is written as its JSON
+    escape: the text encodes as UTF-8 and reads back to the same string."""
+    c = CounterSet.build(["a\ud800b"], [int(Pool.SLAB)], [0], [0], [1], [64], has_alloc_counts=False,
+                         counter_bits=64)
+    snap = Snapshot("linux-slab", dt.datetime(2026, 1, 2, tzinfo=dt.UTC), 0,
+                    HostInfo("h\udc80", "Linux", "6.18", "x86_64"), Totals(), c)
+    text = format_json(snap)
+    assert "\\ud800" in text.encode("utf-8").decode("ascii", "replace")
+    doc = json.loads(text)
+    assert doc["counters"][0]["tag"] == "a\ud800b" and doc["host"]["name"] == "h\udc80"
+
+
 @pytest.mark.parametrize("when", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"])
 def test_times_past_what_a_datetime_holds_are_bad_input(tmp_path, when: str) -> None:  # type: ignore[no-untyped-def]
     """Found by benchmarks/fuzz_readers.py: OverflowError from converting to UTC."""
@@ -87,6 +100,23 @@ def test_times_past_what_a_datetime_holds_are_bad_input(tmp_path, when: str) -> 
     doc["taken_at"] = when
     with pytest.raises(BadInput, match="out of range"):
         load_snapshot(write_json(tmp_path / "a.json", doc))
+
+
+@pytest.mark.parametrize("uptime", [float("nan"), float("inf")])
+def test_an_uptime_that_is_not_a_number_is_no_uptime(run, tmp_path, uptime: float) -> None:  # type: ignore[no-untyped-def]
+    """Found by benchmarks/fuzz_readers.py: NaN read from lenient JSON made `report --format json`
+    fail (strict JSON has no NaN)."""
+    doc = snapshot_doc()
+    doc["host"]["uptime_s"] = uptime
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(doc))  # Python writes NaN and Infinity, as lenient writers do
+    assert load_snapshot(str(path)).host.uptime_s is None
+    b = tmp_path / "b.json"
+    doc["taken_at"] = "2026-01-02T04:04:05Z"
+    b.write_text(json.dumps(doc))
+    code, out, err = run("report", str(path), str(b), "-f", "json")
+    assert code == 0, err
+    json.loads(out, parse_constant=lambda c: pytest.fail(f"{c} in the report"))
 
 
 # --- item 4: damaged and inflating bundles ----------------------------------------------------

@@ -183,3 +183,70 @@ def test_partial_results_are_not_cached(tree: Path, tmp_path: Path) -> None:
         _, hits, analysed = run(tree, cache)
     drivers = len(report["drivers"])  # type: ignore[arg-type]
     assert (hits, analysed) == (len(SAMPLE) - drivers, drivers)
+
+
+# --- keyed by absolute path (issue 16) --------------------------------------------------------------
+
+
+def test_a_scan_from_another_folder_finds_the_cached_rows(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "cache.sqlite3"
+    monkeypatch.chdir(tree)
+    with ScanCache(db) as cache:
+        _, _, analysed = run(Path("."), cache)
+    assert analysed == len(SAMPLE)
+    monkeypatch.chdir(tmp_path)
+    with ScanCache(db) as cache:
+        second, hits, analysed = run(Path("drivers"), cache)
+    assert (hits, analysed) == (len(SAMPLE), 0)
+    # named as this scan was given them, not as the first scan was
+    listed = [d["path"] for d in second["drivers"]] + [r["path"] for r in second["rejected"]]  # type: ignore[attr-defined]
+    assert listed and all(p.startswith("drivers" + os.sep) for p in listed)
+    conn = sqlite3.connect(db)
+    assert all(os.path.isabs(p) for (p,) in conn.execute("SELECT path FROM scans"))
+    conn.close()
+
+
+def test_the_same_relative_path_in_another_folder_is_another_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "cache.sqlite3"
+    for folder in ("a", "b"):  # two copies alike in name, size and time: only the folder differs
+        (tmp_path / folder).mkdir()
+        shutil.copy2(BIN / "basic-x64-O2.sys", tmp_path / folder / "drv.sys")
+        os.utime(tmp_path / folder / "drv.sys", ns=(1, 1))
+    hits = []
+    for folder in ("a", "b"):
+        monkeypatch.chdir(tmp_path / folder)
+        with ScanCache(db) as cache:
+            hits.append(run(Path("drv.sys"), cache)[1])
+    assert hits == [0, 0]
+
+
+def test_rows_of_the_old_relative_keys_are_dropped_and_absolute_ones_kept(tmp_path: Path) -> None:
+    db = tmp_path / "cache.sqlite3"
+    conn = sqlite3.connect(db)  # a version-1 cache, written here with plain SQL
+    conn.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE scans (path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
+        " fingerprint TEXT NOT NULL, result TEXT NOT NULL, scanned_at REAL NOT NULL);"
+        "CREATE TABLE byte_scans (path TEXT NOT NULL, tagset TEXT NOT NULL, size INTEGER NOT NULL,"
+        " mtime_ns INTEGER NOT NULL, fingerprint TEXT NOT NULL, result TEXT NOT NULL,"
+        " PRIMARY KEY (path, tagset));"
+        "INSERT INTO meta VALUES ('schema', '1');"
+    )
+    absolute = str(tmp_path / "kept.sys")
+    row = '{"kind": "skipped", "path": "x", "reason": "r"}'
+    for path in (absolute, os.path.join("drivers", "gone.sys")):
+        conn.execute("INSERT INTO scans VALUES (?, 1, 1, 'fp', ?, 0)", (path, row))
+        conn.execute("INSERT INTO byte_scans VALUES (?, 't', 1, 1, 'fp', '[]')", (path,))
+    conn.commit()
+    conn.close()
+    with ScanCache(db) as cache:
+        assert cache.lookup(absolute, 1, 1, "fp") is not None
+    conn = sqlite3.connect(db)
+    assert [p for (p,) in conn.execute("SELECT path FROM scans")] == [absolute]
+    assert [p for (p,) in conn.execute("SELECT path FROM byte_scans")] == [absolute]
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+    conn.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import types
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,69 @@ def test_the_json_form_of_a_candidate() -> None:
 def test_foreign_json_is_read_without_trusting_it() -> None:
     c = candidate_from_json("Zqab", {"owner": 5, "driver": {"company": "no path"}, "pattern": 7})
     assert (c.owner, c.description, c.driver, c.pattern) == ("5", "", None, None)
+
+
+def test_scan_rows_of_relative_paths_name_no_owner(isolated: Path) -> None:
+    # rows of pooltop before the cache was keyed by absolute path: which folder they meant is lost
+    cache = isolated / "scan-cache.sqlite3"
+    write_scan_cache(cache, "drivers/zqnet.sys", "Zqnt", "call-site")
+    assert list(owner_lookup("windows-pooltag", scan_cache=cache)("Zqnt", Pool.NONPAGED)) == []
+
+
+class _FakeSlabSource:
+    name = SLAB_SOURCE
+
+    def close(self) -> None:
+        pass
+
+
+class _FakeApp:
+    """What run_live needs of the app: run(), and the sample on screen (pool_model.sample)."""
+
+    def __init__(self, owners: object) -> None:
+        self.owners = owners
+        self.pool_model = types.SimpleNamespace(sample=None)
+
+    def run(self) -> None:
+        pass
+
+
+def _run_live_capturing(monkeypatch: pytest.MonkeyPatch) -> _FakeApp:
+    import pooltop.app as app_pkg
+    import pooltop.native as native
+
+    made: list[_FakeApp] = []
+
+    def create_app(source: object, **kwargs: object) -> _FakeApp:
+        made.append(_FakeApp(kwargs["owners"]))
+        return made[-1]
+
+    monkeypatch.setattr(native, "open_source", lambda platform=None: _FakeSlabSource())
+    monkeypatch.setattr(app_pkg, "create_app", create_app)
+    monkeypatch.setattr(app_pkg, "default_process_source", lambda: None)
+    app_pkg.run_live(interval=1.0)
+    return made[0]
+
+
+def test_the_live_view_uses_the_one_lookup_with_the_aliases_on_screen(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _run_live_capturing(monkeypatch)
+    assert callable(app.owners)
+    assert not any("SLUB merged" in c.description for c in app.owners("zq_a", Pool.SLAB))
+    snapshot = types.SimpleNamespace(aliases={"zq_a": ("zq_b",)})
+    app.pool_model.sample = types.SimpleNamespace(snapshot=snapshot)
+    assert any("zq_b" in c.description for c in app.owners("zq_a", Pool.SLAB))
+
+
+def test_the_live_view_runs_without_owners_when_the_database_breaks(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(*args: object, **kwargs: object) -> object:
+        raise PooltopError("cannot read tag file tags.txt: Permission denied")
+
+    monkeypatch.setattr("pooltop.tagdb.owners.TagDatabase.load", broken)
+    app = _run_live_capturing(monkeypatch)
+    assert app.owners is None  # the Owner column hides
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "tag database not loaded" in err and "Permission denied" in err

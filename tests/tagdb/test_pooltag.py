@@ -56,6 +56,36 @@ def by_tag(entries: tuple[TagEntry, ...]) -> dict[str, list[TagEntry]]:
 # --- the line format ----------------------------------------------------------------------------
 
 
+def test_tags_with_a_space_inside_are_the_first_four_characters() -> None:
+    # issue 16 item 2: such lines were counted as unreadable
+    parsed = parse_tag_text(
+        "Zq 1 - <unknown>    - spaced tag, owner unknown\n"
+        "Zq ? - zqdd.sys - spaced wildcard\n"
+        "Z q - zqs.sys - three characters, one a space\n"
+        "Zq 2- zqnb.sys\n"
+        "Zq 12 - zq.sys - five characters: not a tag\n"
+    )
+    entries = by_tag(parsed.entries)
+    assert [(e.owner, e.description, e.wildcard) for e in entries["Zq 1"]] == [
+        (UNKNOWN_OWNER, "spaced tag, owner unknown", False)
+    ]
+    assert [(e.owner, e.wildcard) for e in entries["Zq ?"]] == [("zqdd.sys", True)]
+    assert [e.owner for e in entries["Z q "]] == ["zqs.sys"]
+    assert [e.owner for e in entries["Zq 2"]] == ["zqnb.sys"]
+    assert set(entries) == {"Zq 1", "Zq ?", "Z q ", "Zq 2"}
+    assert parsed.malformed == (5,)
+
+
+def test_two_and_three_character_tags_keep_their_rule_beside_spaced_ones() -> None:
+    parsed = parse_tag_text(
+        "Zq - nt!zq - two\nZqa - zqa.sys - three\nZq  - nt!zq2 - padded\nZ - z.sys - one\n"
+    )
+    assert [(e.tag, e.owner) for e in parsed.entries] == [
+        ("Zq  ", "nt!zq"), ("Zqa ", "zqa.sys"), ("Zq  ", "nt!zq2"), ("Z   ", "z.sys")
+    ]
+    assert parsed.malformed == ()
+
+
 def test_short_tags_are_padded_to_four_bytes() -> None:
     parsed = parse_tag_file(SAMPLE.encode())
     [entry] = by_tag(parsed.entries)["Zq  "]
@@ -207,7 +237,10 @@ def test_fuzz_random_bytes_never_raise_and_every_line_is_accounted_for(data: byt
 
 
 _FIELD_CHARS = string.ascii_letters + string.digits + "()_,.'/"
-_tag_text = st.text(string.ascii_letters + string.digits, min_size=1, max_size=4)
+# "rem" starts a comment line: a tag spelled so cannot be listed (pooltag.py says why)
+_tag_text = st.text(string.ascii_letters + string.digits, min_size=1, max_size=4).filter(
+    lambda tag: tag.lower() != "rem"
+)
 _owner = st.sampled_from(["zq.sys", "nt!zq", "<unknown>", "zq_filter.sys"])
 _description = st.lists(st.text(_FIELD_CHARS, min_size=1, max_size=8), min_size=1, max_size=5).map(
     lambda words: " - ".join(words[:2]) + " " + " ".join(words[2:])

@@ -273,3 +273,13 @@ def test_load_skips_an_unreadable_discovered_file_and_says_why(
     assert owners(db.candidates("Zqab")) == ["local.sys"]
     [failed] = [r for r in db.reports if r.error]
     assert failed.source == "pooltag.txt" and "Permission denied" in (failed.error or "")
+
+
+def test_spaced_wildcards_match_spaced_tags() -> None:
+    db = TagDatabase([table("tags.txt", "Zq ? - zqdd.sys - family\nZq 1 - zq1.sys - one\n")])
+    assert [(c.owner, c.confidence) for c in db.candidates("Zq 1")] == [
+        ("zq1.sys", "exact"),
+        ("zqdd.sys", "wildcard"),
+    ]
+    assert [c.pattern for c in db.candidates("Zq 7")] == ["Zq ?"]
+    assert db.candidates("Zqx7") == []

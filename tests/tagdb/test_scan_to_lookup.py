@@ -7,7 +7,7 @@ import os
 
 from click.testing import CliRunner
 
-from pooltop.tagdb.cli import tags
+from pooltop.tagdb.command import tags
 from pooltop.tagdb.findings import cached_owner_candidates
 
 DRIVERS = os.path.join(os.path.dirname(__file__), "..", "data", "drivers")

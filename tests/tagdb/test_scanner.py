@@ -149,6 +149,20 @@ def test_bad_files_are_rejected_with_a_reason(name: str, reason: str) -> None:
     assert reason in outcome.reason
 
 
+@pytest.mark.parametrize("data", [b"MZ\x90\x00", b"MZ", b"MZ" + bytes(61)])
+def test_a_stub_of_an_mz_header_is_called_truncated(data: bytes) -> None:
+    # issue 16: a 4-byte MZ\x90\x00 file was "not a PE file (no MZ header)"
+    outcome = analyse_image(data, "stub.sys")
+    assert isinstance(outcome, Rejected)
+    assert outcome.reason.startswith("truncated PE") and f"{len(data)} bytes" in outcome.reason
+    assert "no MZ header" not in outcome.reason
+
+
+def test_a_file_without_mz_is_not_a_pe_file() -> None:
+    outcome = analyse_image(b"\x7fELF" + bytes(100), "elf.sys")
+    assert isinstance(outcome, Rejected) and outcome.reason == "not a PE file (no MZ header)"
+
+
 def test_too_large_is_rejected_with_the_limit() -> None:
     outcome = scan_file(str(BIN / "basic-x64-O2.sys"), ScanLimits(max_file_size=1000))
     assert isinstance(outcome, Rejected)

@@ -18,8 +18,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from pooltop.errors import BadInput, PooltopError
+from pooltop.judge import JudgeThresholds, too_few_samples
 from pooltop.model import Pool, Snapshot, human_bytes, printable
-from pooltop.report.analysis import CounterAnalysis, ReportThresholds, analyse
+from pooltop.report.analysis import CounterAnalysis, analyse
 from pooltop.report.render import REPORT_SCHEMA, Report, render_html, render_json, render_text
 from pooltop.snapshots.compat import require_one_kind
 from pooltop.snapshots.readers import FileKind, detect_kind, read_snapshots
@@ -72,7 +73,7 @@ def _owners(snap: Snapshot, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, 
 
 
 def build_series_report(
-    items: Sequence[tuple[str, Snapshot]], thresholds: ReportThresholds, label: str
+    items: Sequence[tuple[str, Snapshot]], thresholds: JudgeThresholds, label: str
 ) -> Report:
     """Analyse snapshots (oldest first) like the samples of a recording."""
     snaps = [s for _, s in items]
@@ -81,14 +82,16 @@ def build_series_report(
         for tag, pool in zip(s.counters.tags, s.counters.pools.tolist(), strict=True):
             index.setdefault((tag, int(pool)), len(index))
     keys = list(index)
-    names = ("allocs", "frees", "diff", "bytes")
+    names: tuple[str, ...] = ("allocs", "frees", "diff", "bytes")
+    if all("reclaimable" in s.counters.extra for s in snaps):  # Linux slab: the judge needs it
+        names += ("reclaimable",)
     columns = {name: np.full((len(snaps), len(keys)), np.nan) for name in names}
     for t, s in enumerate(snaps):
         c = s.counters
         cols = np.array([index[(tag, int(pool))] for tag, pool in zip(c.tags, c.pools.tolist(), strict=True)],
                         dtype=np.intp)
         for name in columns:
-            columns[name][t, cols] = getattr(c, name)
+            columns[name][t, cols] = c.extra[name] if name == "reclaimable" else getattr(c, name)
     t0 = snaps[0].taken_at
     seconds = np.array([(s.taken_at - t0).total_seconds() for s in snaps], dtype=np.float64)
     last = snaps[-1]
@@ -232,8 +235,8 @@ def render_few(rep: Report, items: Sequence[tuple[str, Snapshot]], fmt: str, top
     span = rep.span_s
     grew = _growth_rows(rep.results, span, top)
     note = (
-        f"{len(items)} snapshots are too few for a verdict (pooltop needs at least "
-        f"{rep.thresholds.min_points} points to tell a leak from noise). Below is what grew between the "
+        f"{len(items)} snapshots: {too_few_samples(rep.thresholds)}, to tell a leak from noise. "
+        "Below is what grew between the "
         "first and the last snapshot, not a judgement: take more snapshots over a longer time, or record."
     )
     if fmt == "json":
@@ -279,7 +282,7 @@ def render_few(rep: Report, items: Sequence[tuple[str, Snapshot]], fmt: str, top
 def report_on_snapshots(
     paths: Sequence[str],
     fmt: str,
-    thresholds: ReportThresholds,
+    thresholds: JudgeThresholds,
     include_stable: bool = False,
     top: int | None = None,
     warn: Callable[[str], None] | None = None,
@@ -295,7 +298,7 @@ def report_on_snapshots(
     if len(items) == 1:
         return render_single(label, items[0][1], fmt, top)
     rep = build_series_report(items, thresholds, label)
-    if len(items) < thresholds.min_points:
+    if len(items) < thresholds.min_samples:
         return render_few(rep, items, fmt, top)
     notes = _notes(items)
     if fmt == "json":

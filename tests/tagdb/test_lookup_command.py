@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 
 from pooltop.errors import PooltopError
 from pooltop.tagdb import pooltag as pt
-from pooltop.tagdb.cli import tags
+from pooltop.tagdb.command import tags
 
 TAGS = "Zq - nt!zq - general\nZqab - zqdrv.sys - adapter blocks\nZqa? - zqdrv.sys - family\nnot a line\n"
 
@@ -86,10 +86,19 @@ def test_no_tag_known_fails_with_a_pooltop_error(isolated: Path) -> None:
     assert "no owner known" in result.stdout
 
 
-def test_missing_tagfile_is_a_pooltop_error(isolated: Path) -> None:
+def test_missing_tagfile_is_a_usage_error(isolated: Path) -> None:
+    # issue 16: the same exit status in every command (`snapshot` said 2, `tags lookup` 1)
     result = run("Zqab", "--tagfile", str(isolated / "absent.txt"))
-    assert isinstance(result.exception, PooltopError)
-    assert "absent.txt" in str(result.exception) and "\n" not in str(result.exception)
+    assert result.exit_code == 2
+    assert "absent.txt" in result.stderr and "does not exist" in result.stderr
+    assert result.stdout == ""
+
+
+def test_unreadable_tagfile_is_a_pooltop_error(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pt, "MAX_TAG_FILE_BYTES", 16)  # what a file too large to be a tag file gets
+    result = run("Zqab", "--tagfile", str(isolated / "tags.txt"))
+    assert isinstance(result.exception, PooltopError) and result.exit_code == 1
+    assert "tags.txt" in str(result.exception) and "\n" not in str(result.exception)
     assert result.stdout == ""
 
 

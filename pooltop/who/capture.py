@@ -52,6 +52,17 @@ def _windows_tag(tag: str) -> str | None:
     return bare
 
 
+def xperf_start_command(tags: Sequence[str]) -> str:
+    """The xperf command line that starts a pool trace with stacks, filtered to `tags` (typable
+    ones, at most MAX_WINDOWS_TAGS; none: every tag)."""
+    usable = [t for t in (_windows_tag(t) for t in tags) if t is not None][:MAX_WINDOWS_TAGS]
+    filter_args = f" -PoolTag {'+'.join(usable)}" if usable else ""
+    return (
+        "xperf -on PROC_THREAD+LOADER+POOL -stackwalk PoolAlloc+PoolFree+PoolAllocSession+PoolFreeSession"
+        f"{filter_args} -BufferSize 1024 -MinBuffers 256 -MaxBuffers 1024 -MaxFile 2048 -FileMode Circular"
+    )
+
+
 def windows_commands(tags: Sequence[str], host: str = "") -> CaptureSet:
     notes: list[str] = []
     usable: list[str] = []
@@ -67,13 +78,8 @@ def windows_commands(tags: Sequence[str], host: str = "") -> CaptureSet:
         notes.append(f"a pool trace filters at most {MAX_WINDOWS_TAGS} tags: these commands cover "
                      f"{', '.join(covered)}; run again for {', '.join(rest)}")
         usable = usable[:MAX_WINDOWS_TAGS]
-    tag_arg = "+".join(usable)
-    filter_args = f" -PoolTag {tag_arg}" if usable else ""
     shown = ", ".join(usable) if usable else "all tags (no usable tag filter)"
-    xperf_on = (
-        "xperf -on PROC_THREAD+LOADER+POOL -stackwalk PoolAlloc+PoolFree+PoolAllocSession+PoolFreeSession"
-        f"{filter_args} -BufferSize 1024 -MinBuffers 256 -MaxBuffers 1024 -MaxFile 2048 -FileMode Circular"
-    )
+    xperf_on = xperf_start_command(usable)
     xperf = f"""@echo off
 rem pooltop: capture kernel pool allocation stacks for {shown}{f' on {host}' if host else ''}
 rem Run from an elevated command prompt on the machine that leaks. Needs the Windows Performance

@@ -118,7 +118,7 @@ def test_failed_write_leaves_the_old_file(
     def explode(report: object) -> str:
         raise PooltopError("disk full (simulated)")
 
-    monkeypatch.setattr("pooltop.tagdb.scan_cli.format_localtag", explode)
+    monkeypatch.setattr("pooltop.tagdb.command.scan.format_localtag", explode)
     code, _, err = pooltop(
         capsys,
         "tags",

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
+from pooltop.clikit import TAG_FILE
 from pooltop.errors import PooltopError
 from pooltop.model import unescape_tag
 from pooltop.tagdb import OwnerCandidate
@@ -68,7 +68,7 @@ def _warn_about_sources(db: TagDatabase, slab: bool) -> None:
     "--tagfile",
     "tagfiles",
     multiple=True,
-    type=click.Path(path_type=Path),
+    type=TAG_FILE,
     help="A pooltag.txt-format file to use first (repeatable).",
 )
 @click.option(
@@ -80,7 +80,7 @@ def _warn_about_sources(db: TagDatabase, slab: bool) -> None:
     help='json prints {"tags": [{"tag", "candidates": [...]}], "sources": [...]}.',
 )
 @click.option("--slab", is_flag=True, help="The names are Linux slab caches, not pool tags.")
-def lookup(tag_args: tuple[str, ...], tagfiles: tuple[Path, ...], fmt: str, slab: bool) -> None:
+def lookup(tag_args: tuple[str, ...], tagfiles: tuple[str, ...], fmt: str, slab: bool) -> None:
     """Show who owns each TAG, every candidate with its source and confidence.
 
     A TAG is case-sensitive; one shorter than 4 characters is padded with spaces ("Io" is "Io  "),
@@ -91,7 +91,8 @@ def lookup(tag_args: tuple[str, ...], tagfiles: tuple[Path, ...], fmt: str, slab
     Exact entries rank above wildcard ones (Afd?, Aml*).
 
     Exit status: 0 when at least one TAG has an owner candidate (the others print "no owner
-    known"), 1 when none has, or when a --tagfile cannot be read; 2 for a malformed TAG.
+    known"), 1 when none has, or when a --tagfile cannot be read; 2 for a malformed TAG or a
+    --tagfile that does not exist.
     """
     keys = [_tag_argument(text, slab) for text in tag_args]
     # pooltag.txt and driver scans know no slab caches
