@@ -194,7 +194,7 @@ async def test_processes_use_the_width_with_numbers_that_keep_their_separators()
 
 async def test_levels_and_cursor_are_distinct_in_colour_and_without() -> None:
     from pooltop.app.rows import RowPainter
-    from pooltop.tracking import LeakLevel
+    from pooltop.judge import LeakLevel
 
     for symbols in (False, True):
         app = build_app(windows=True, symbols=symbols)
