@@ -26,8 +26,12 @@ import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from pooltop.model import Pool, Snapshot
+import numpy as np
+import numpy.typing as npt
+
+from pooltop.model import CounterSet, Pool, Snapshot
 from pooltop.native import BigPoolAllocation, Source
+from pooltop.processes.source import split_tag
 from pooltop.processes.verdict import PoolFindings, Verdict, VerdictKind, VerdictThresholds
 from pooltop.processes.verdict_window import VerdictWindow
 from pooltop.tracking import TrackedSample, Tracker
@@ -95,7 +99,9 @@ class Sampler:
         self.verdict: Verdict | None = None  # the latest; None without processes or after a failure
         self._last_system: Snapshot | None = None  # the live snapshot judge() pairs processes with
         self._pools: PoolFindings | None = None  # what the judge said of that snapshot's counters
-        self._process_tracker = Tracker(self._tracker.thresholds)
+        self._verdict_moved = False  # the verdict changed with the pools since it was handed over
+        # pooltop's own row in the processes view is never judged (its history buffers fill for minutes)
+        self._process_tracker = Tracker(self._tracker.thresholds, exempt=_own_process)
         self.process_sample: TrackedSample | None = None  # the latest tracked process snapshot
         self._tracker_lock = threading.Lock()
         self._source_lock = threading.Lock()
@@ -142,8 +148,13 @@ class Sampler:
                 self._tracker.reset_baseline()
             tracked = self._tracker.update(snapshot)
         if self.processes is not None:
-            self._pools = PoolFindings.of(tracked.counters, tracked.leak)
-            self._pool_suspect = self._pools is not None
+            pools = PoolFindings.of(tracked.counters, tracked.leak)
+            if self.verdict is not None and pools != self._pools:
+                # The verdict line agrees with the table between process samples too.
+                self.verdict = self._verdicts.with_pools(pools)
+                self._verdict_moved = True
+            self._pools = pools
+            self._pool_suspect = pools is not None
         return tracked
 
     @property
@@ -156,7 +167,7 @@ class Sampler:
         """Sample processes when due and push the pair (the last system snapshot, processes) into
         the verdict window. Called from the sampling thread after the pool sample is on its way to
         the screen (a process sample can take a few hundred milliseconds: the first frame must not
-        wait for it). True when `verdict` and `process_sample` are new."""
+        wait for it). True when `verdict` or `process_sample` is new."""
         system = self._last_system
         if self.processes is None or system is None:
             return False
@@ -165,8 +176,9 @@ class Sampler:
         if self.quiet and not self._pool_suspect:
             every *= self.quiet_factor
         due = self._process_at_ns is None or now - self._process_at_ns >= every * 1e9
+        moved, self._verdict_moved = self._verdict_moved, False
         if not due:
-            return False
+            return moved
         try:
             processes = self.processes.sample()
             self.verdict = self._verdicts.push(system, processes, self._pools)
@@ -333,3 +345,10 @@ class SamplingThread:
                 with cv:
                     clock.finish(time.monotonic())
                     cv.notify_all()
+
+
+def _own_process(counters: CounterSet) -> npt.NDArray[np.bool_]:
+    """pooltop's own row among process counters."""
+    pid = os.getpid()
+    return np.fromiter((split_tag(tag)[1] == pid for tag in counters.tags), dtype=np.bool_,
+                       count=len(counters))

@@ -71,7 +71,8 @@ POOL_FREES = MetricSpec(
     TAG_LABELS)
 POOL_LEAK_LEVEL = MetricSpec(
     "pooltop_pool_leak_level", Kind.GAUGE,
-    "pooltop's leak level over its sliding window: 0 stable, 1 watch, 2 suspect, 3 leak.",
+    "The leak judge's level over its leak window (what the live view and report say of the same "
+    "samples): 0 stable, 1 watch, 2 suspect, 3 leak.",
     TAG_LABELS)
 PER_TAG: tuple[MetricSpec, ...] = (
     POOL_BYTES, POOL_OUTSTANDING, POOL_ALLOCATIONS, POOL_FREES, POOL_LEAK_LEVEL)

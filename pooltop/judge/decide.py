@@ -34,10 +34,12 @@ class Criteria:
     lately_sustained: BoolArray
     sustained: BoolArray  # every third did
     capped: BoolArray  # reclaimable and no memory pressure: at most watch
+    exempt: BoolArray  # not judged at all (pooltop's own process)
     min_leak_growth: FloatArray  # bytes a leak needs, per row
 
 
-def criteria(ev: Evidence, th: JudgeThresholds, under_pressure: bool) -> Criteria:
+def criteria(ev: Evidence, th: JudgeThresholds, under_pressure: bool,
+             exempt: BoolArray | None = None) -> Criteria:
     """Every test per row. Only growing rows can pass any beyond the first two, so the rest are
     computed for those alone (a few percent of the rows at 50,000 counters) and left False elsewhere."""
     n = len(ev)
@@ -74,6 +76,7 @@ def criteria(ev: Evidence, th: JudgeThresholds, under_pressure: bool) -> Criteri
         lately_sustained=spread(_lately(ev, rows, th)),
         sustained=spread(_each(thirds, share)),
         capped=ev.reclaimable & (not under_pressure),
+        exempt=np.zeros(n, dtype=np.bool_) if exempt is None else np.asarray(exempt, dtype=np.bool_),
         min_leak_growth=spread(min_leak, np.float64),
     )
 
@@ -111,6 +114,7 @@ def decide(c: Criteria) -> npt.NDArray[np.int8]:
     levels += leak
     held = np.flatnonzero(c.capped & suspect)
     levels[held] = LeakLevel.WATCH
+    levels[c.exempt] = LeakLevel.STABLE
     levels.flags.writeable = False
     return levels
 

@@ -112,8 +112,10 @@ class Judgements:
 
 def judge_evidence(ev: Evidence, *, under_pressure: bool = False,
                    thresholds: JudgeThresholds = DEFAULT, start: int = 0,
-                   gaps: tuple[tuple[float, float], ...] = ()) -> Judgements:
-    c = criteria(ev, thresholds, under_pressure)
+                   gaps: tuple[tuple[float, float], ...] = (),
+                   exempt: BoolArray | None = None) -> Judgements:
+    """Levels from evidence measured elsewhere; `exempt` rows are not judged (stable)."""
+    c = criteria(ev, thresholds, under_pressure, exempt)
     levels = decide(c)
     return Judgements(levels, scores(ev, c, levels), ev, c, thresholds, under_pressure, start, gaps)
 

@@ -12,12 +12,15 @@ def too_few_samples(th: JudgeThresholds) -> str:
     return f"too few samples for a verdict (at least {th.min_samples})"
 
 
+NOT_JUDGED = "not judged: pooltop's own process"
 RECLAIMABLE = "reclaimable: the kernel frees it under memory pressure"
 
 
 def reasons(row: int, level: LeakLevel, ev: Evidence, c: Criteria, th: JudgeThresholds,
             under_pressure: bool, r2: float | None, slope: float | None) -> tuple[str, ...]:
     """Why `row` got `level`: the measures first, then what held it below the next level."""
+    if c.exempt[row]:
+        return (NOT_JUDGED,)
     if not c.enough_samples[row]:
         return (too_few_samples(th),) + ((RECLAIMABLE,) if ev.reclaimable[row] else ())
     span = float(ev.span_s[row])

@@ -245,7 +245,7 @@ class PoolFindings:
 
 
 @dataclass(frozen=True)
-class _Measured:
+class Measures:
     """measure()'s result: the evidence, and what decide() and word() read beside it."""
 
     evidence: VerdictEvidence
@@ -256,7 +256,7 @@ class _Measured:
 
 
 def measure(samples: Sequence[tuple[Snapshot, Snapshot]], th: VerdictThresholds,
-            exclude_pids: Sequence[int] = ()) -> _Measured:
+            exclude_pids: Sequence[int] = ()) -> Measures:
     """The judge over the system measure and every process (at least two samples)."""
     os_name: ProcessOS = process_os(samples[-1][1].source)
     label, measure_of = system_measure(os_name)
@@ -340,7 +340,7 @@ def measure(samples: Sequence[tuple[Snapshot, Snapshot]], th: VerdictThresholds,
         growing_processes=tuple(growth_of(int(i)) for i in grower_idx),
         handle_growers=tuple(growth_of(int(i)) for i in hint_idx), top_counters=_top_counters(systems),
     )
-    return _Measured(evidence, grow_private, index, have_system, pool_top)
+    return Measures(evidence, grow_private, index, have_system, pool_top)
 
 
 def _plain_rate(times: FloatArray, values: FloatArray) -> float:
@@ -353,7 +353,7 @@ def _plain_rate(times: FloatArray, values: FloatArray) -> float:
     return float((v[-1] - v[0]) / (t[-1] - t[0])) if t[-1] > t[0] else 0.0
 
 
-def decide(m: _Measured, th: VerdictThresholds, pools: PoolFindings | None) -> tuple[VerdictKind, str | None]:
+def decide(m: Measures, th: VerdictThresholds, pools: PoolFindings | None) -> tuple[VerdictKind, str | None]:
     """Kernel (the system measure grows, or a pool row is suspect or leak, unless processes are
     charged with the growth), process, or nothing. Returns the kind and the process it names."""
     ev = m.evidence
@@ -372,7 +372,7 @@ def decide(m: _Measured, th: VerdictThresholds, pools: PoolFindings | None) -> t
     return VerdictKind.NOTHING, None
 
 
-def word(kind: VerdictKind, m: _Measured, th: VerdictThresholds, pools: PoolFindings | None) -> str:
+def word(kind: VerdictKind, m: Measures, th: VerdictThresholds, pools: PoolFindings | None) -> str:
     """The one line for the header and `pooltop doctor`."""
     ev = m.evidence
     label = ev.system_measure
@@ -413,7 +413,7 @@ def _kernel_line(ev: VerdictEvidence, pools: PoolFindings | None, when: str) -> 
     return "; ".join(parts)
 
 
-def _process_line(m: _Measured, when: str) -> str:
+def _process_line(m: Measures, when: str) -> str:
     ev = m.evidence
     growers = ev.growing_processes
     label, os_name = ev.system_measure, ev.os
@@ -457,15 +457,25 @@ def judge(
     a ProcessSource's. `pools`: what the live table's judge says (its top row is named when it is
     suspect or leak). Processes in `exclude_pids` (pooltop itself) are not judged.
     """
-    th = thresholds or VerdictThresholds()
+    return judged(samples, thresholds or VerdictThresholds(), pools, exclude_pids)[0]
+
+
+def judged(samples: Sequence[tuple[Snapshot, Snapshot]], th: VerdictThresholds, pools: PoolFindings | None,
+           exclude_pids: Sequence[int] = ()) -> tuple[Verdict, Measures | None]:
+    """judge(), and its measures when it took them (rejudge() decides again on them)."""
     os_name: ProcessOS = process_os(samples[-1][1].source) if samples else "linux"
     if len(samples) < th.judge.min_samples and pools is None:
-        return _unknown(os_name, system_measure(os_name)[0], len(samples), th.judge)
+        return _unknown(os_name, system_measure(os_name)[0], len(samples), th.judge), None
     if len(samples) < 2:
         ev = _unknown(os_name, system_measure(os_name)[0], len(samples), th.judge).evidence
         assert pools is not None
-        return Verdict(VerdictKind.KERNEL, f"kernel/driver {pools.level.label}: {pools.text()}", ev)
+        return Verdict(VerdictKind.KERNEL, f"kernel/driver {pools.level.label}: {pools.text()}", ev), None
     m = measure(samples, th, exclude_pids)
+    return rejudge(m, th, pools), m
+
+
+def rejudge(m: Measures, th: VerdictThresholds, pools: PoolFindings | None) -> Verdict:
+    """Decide and word again on measures already taken, with what the pool table says now."""
     kind, subject = decide(m, th, pools)
     return Verdict(kind, word(kind, m, th, pools), m.evidence, subject)
 

@@ -7,7 +7,7 @@ import dataclasses
 from collections import deque
 
 from pooltop.model import CounterSet, Snapshot
-from pooltop.processes.verdict import PoolFindings, Verdict, VerdictThresholds, judge
+from pooltop.processes.verdict import Measures, PoolFindings, Verdict, VerdictThresholds, judged, rejudge
 
 
 class VerdictWindow:
@@ -30,6 +30,7 @@ class VerdictWindow:
         self.own_pid = own_pid
         self._pairs: deque[tuple[Snapshot, Snapshot]] = deque(maxlen=size)
         self._pools: PoolFindings | None = None
+        self._measured: Measures | None = None  # the last push's measures
 
     def __len__(self) -> int:
         return len(self._pairs)
@@ -46,8 +47,18 @@ class VerdictWindow:
 
     def verdict(self) -> Verdict:
         exclude = () if self.own_pid is None else (self.own_pid,)
-        return judge(list(self._pairs), self.thresholds, self._pools, exclude)
+        verdict, self._measured = judged(list(self._pairs), self.thresholds, self._pools, exclude)
+        return verdict
+
+    def with_pools(self, pools: PoolFindings | None) -> Verdict:
+        """The verdict again with what the pool table says now, on the processes already measured
+        (between two process samples the table moves every refresh; the line must agree with it)."""
+        self._pools = pools
+        if self._measured is None:
+            return self.verdict()
+        return rejudge(self._measured, self.thresholds, pools)
 
     def clear(self) -> None:
         self._pairs.clear()
         self._pools = None
+        self._measured = None

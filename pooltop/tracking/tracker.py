@@ -8,6 +8,7 @@ exporter feed snapshots in and read immutable results out.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,8 +48,11 @@ class Tracker:
     immutable and can be handed to any thread.
     """
 
-    def __init__(self, thresholds: JudgeThresholds | None = None, history: int = 240) -> None:
+    def __init__(self, thresholds: JudgeThresholds | None = None, history: int = 240,
+                 exempt: Callable[[CounterSet], BoolArray] | None = None) -> None:
+        """`exempt`: which rows of a sample the judge leaves alone (the processes view: pooltop's own)."""
         self.thresholds = thresholds or JudgeThresholds()
+        self._exempt = exempt
         self._previous: Snapshot | None = None
         self._baseline: Snapshot | None = None
         self._baseline_map: tuple[CounterSet, IndexArray] | None = None
@@ -107,8 +111,9 @@ class Tracker:
         t = snap.monotonic_ns / 1e9
         n = len(counters)
         totals = snap.totals
+        exempt = self._exempt(counters) if self._exempt is not None else None
         leak = self._window.push(mapping, t, counters.bytes, _reclaimable(counters),
-                                 totals.memory_available, totals.memory_stall_us)
+                                 totals.memory_available, totals.memory_stall_us, exempt)
         self._record_history(mapping, n, t, counters)
 
         self._previous = snap

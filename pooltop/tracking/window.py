@@ -96,7 +96,8 @@ class LeakWindow:
             self._memory.popleft()
 
     def push(self, mapping: IndexArray, t: float, bytes_: Int64Array, reclaimable: BoolArray | None,
-             available: int | None = None, stall_us: int | None = None) -> Judgements:
+             available: int | None = None, stall_us: int | None = None,
+             exempt: BoolArray | None = None) -> Judgements:
         n = len(bytes_)
         if not (len(self.age) == n and is_identity(mapping)):
             present = mapping >= 0
@@ -126,9 +127,10 @@ class LeakWindow:
         self._memory.append((t, np.nan if available is None else float(available),
                              np.nan if stall_us is None else float(stall_us)))
         self._drop_oldest(t)
-        return self._judge(bytes_, reclaimable)
+        return self._judge(bytes_, reclaimable, exempt)
 
-    def _judge(self, bytes_: Int64Array, reclaimable: BoolArray | None) -> Judgements:
+    def _judge(self, bytes_: Int64Array, reclaimable: BoolArray | None, exempt: BoolArray | None
+               ) -> Judgements:
         window = self.values.values
         rows = len(self.values)
         n = len(bytes_)
@@ -149,4 +151,4 @@ class LeakWindow:
         memory = np.array([self._memory[0], self._memory[-1]], dtype=np.float64)
         stall = memory[:, 2] if not np.all(np.isnan(memory[:, 2])) else None
         pressure = under_memory_pressure(memory[:, 1], stall)
-        return judge_evidence(ev, under_pressure=pressure, thresholds=self.thresholds)
+        return judge_evidence(ev, under_pressure=pressure, thresholds=self.thresholds, exempt=exempt)

@@ -3,9 +3,11 @@ does not, processes that start and exit are new / vanished rows, and rates are p
 
 from __future__ import annotations
 
+import numpy as np
 from proc_fakes import MiB, process_snapshot
 
 from pooltop.judge import JudgeThresholds, LeakLevel
+from pooltop.model import CounterSet
 from pooltop.processes.source import ProcessReading
 from pooltop.tracking import Tracker
 
@@ -59,3 +61,16 @@ def test_processes_that_start_and_exit_are_new_and_vanished_rows() -> None:
             seen_gone = True
     assert seen_new and seen_gone
     assert tracker.history("leaky[100]", 4)[1][-1] == 50 * MiB + 8 * 2 * MiB
+
+
+def test_pooltops_own_row_is_never_judged() -> None:
+    # The live view passes its own process as exempt: its history buffers fill for minutes.
+    def own(counters: CounterSet) -> np.ndarray:
+        return np.array([tag == "leaky[100]" for tag in counters.tags])
+
+    tracker = Tracker(JudgeThresholds(suspect_window_s=6, leak_window_s=18), exempt=own)
+    for i in range(12):
+        sample = tracker.update(process_snapshot(i * 2.0, readings(i)))
+    row = sample.counters.tags.index("leaky[100]")
+    assert sample.leak.level(row) is LeakLevel.STABLE
+    assert sample.leak.reasons(row) == ("not judged: pooltop's own process",)

@@ -264,3 +264,14 @@ def test_pooltops_own_process_is_never_judged() -> None:
     for system, procs in pairs:
         v = window.push(system, procs)
     assert v.kind is VerdictKind.NOTHING
+
+
+def test_the_window_follows_the_pool_table_between_process_samples() -> None:
+    window = VerdictWindow(thresholds=fitted_to(VerdictThresholds(), 9.0))
+    for system, procs in linux_pairs():
+        v = window.push(system, procs)
+    assert v.kind is VerdictKind.NOTHING
+    pools = PoolFindings("filp", "slab", LeakLevel.SUSPECT, 300_000, 40.0, leaks=0, suspects=1)
+    moved = window.with_pools(pools)  # no new process sample: the measures are reused
+    assert moved.kind is VerdictKind.KERNEL and "cache filp is suspect" in moved.text
+    assert window.with_pools(None).text == v.text
