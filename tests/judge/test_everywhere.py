@@ -10,13 +10,13 @@ import json
 
 import numpy as np
 from helpers import HOST, T0
-from pooltop.share.series import build_series_report
 
 from pooltop.exporter.frame import FrameBuilder
 from pooltop.judge import JudgeThresholds, LeakLevel
 from pooltop.model import CounterSet, Pool, Snapshot, Totals
 from pooltop.record import RecordingWriter
 from pooltop.report.render import build_report, render_json, render_text
+from pooltop.report.series import build_series_report
 from pooltop.tracking import Tracker
 
 #: 101 one-second samples fit a 100 s leak window whole: every path sees the same samples
