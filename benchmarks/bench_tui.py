@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import psutil
 from textual.app import App, ComposeResult
+from textual.scroll_view import ScrollView
+from textual.widget import Widget
 from textual.widgets import DataTable
 
 from pooltop.app import create_app
@@ -236,6 +238,36 @@ async def measure_pooltop(samples: list[TrackedSample]) -> list[float]:
     return times
 
 
+async def measure_render_lines(samples: list[TrackedSample]) -> dict[str, tuple[float, float]]:
+    """Per widget, median microseconds for one frame of its lines after a new sample: as the
+    table and header hand them over (their render_lines overrides: kept, finished strips) against
+    Textual's own Widget.render_lines (styles cache and line filters), the figure behind the
+    overrides (pooltop/app/lines.py)."""
+    app = create_app(_Idle(), autorefresh=False, owners=lambda tag, pool: ())
+    app.request_sample = lambda: None  # type: ignore[method-assign]  # we feed samples ourselves
+    ours: dict[str, list[float]] = {"table": [], "header": []}
+    textual: dict[str, list[float]] = {"table": [], "header": []}
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        widgets: dict[str, tuple[Widget, type[Widget]]] = {
+            "table": (app.table, ScrollView), "header": (app.header_widget, Widget)}
+        for i, sample in enumerate(samples):
+            app.post_message(SampleReady(sample, 0.0))
+            await pilot.pause()
+            for name, (widget, parent) in widgets.items():
+                crop = widget.size.region
+                t0 = time.perf_counter()
+                widget.render_lines(crop)
+                t1 = time.perf_counter()
+                widget._styles_cache.clear()
+                parent.render_lines(widget, crop)
+                t2 = time.perf_counter()
+                if i >= 2:
+                    ours[name].append((t1 - t0) * 1e6)
+                    textual[name].append((t2 - t1) * 1e6)
+    return {name: (statistics.median(ours[name]), statistics.median(textual[name])) for name in ours}
+
+
 class _Idle(Source):
     def sample(self) -> Snapshot:
         raise AssertionError("not used")
@@ -426,6 +458,10 @@ def main() -> None:
         print(f"  in-process, headless, 5,000 rows (includes the test pilot's overhead):\n"
               f"    pooltop   {summary(ours)}\n    DataTable {summary(dt_times)}  "
               f"(x{statistics.median(dt_times) / statistics.median(ours):.0f})")
+    frames = asyncio.run(measure_render_lines(tracked(5_000, 30)[0]))
+    print("  one frame's lines after a sample, 5,000 rows: " + "; ".join(
+        f"{name} {kept:.0f} us as kept strips, {plain:.0f} us through Widget.render_lines"
+        for name, (kept, plain) in frames.items()))
 
     seconds = 10.0 if quick else 30.0
     running, paused = idle_cpu(5_000, tmp, seconds)

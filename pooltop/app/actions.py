@@ -77,6 +77,8 @@ class ViewActions(App[None]):
             return not self.showing_processes and self.model.has_session_pool
         if action == "toggle_processes":
             return self.sampler.processes is not None
+        if action == "who":  # a live trace: not of a recording, not of a process
+            return self.replay is None and not self.showing_processes
         return True
 
     # --- view changes -------------------------------------------------------------------------

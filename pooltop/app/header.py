@@ -136,7 +136,8 @@ class PoolHeader(Widget):
         self._finals.clear()
 
     def render_lines(self, crop: Region) -> list[Strip]:
-        """Straight from render_line (see pooltop.app.lines): the clock line changes every sample."""
+        """Straight from render_line (see pooltop.app.lines): the clock line changes every sample
+        (0.016 ms a frame against 0.08 ms through Widget.render_lines: bench_tui)."""
         plain, background = self._finisher.box(self)
         if self.info is None or self._shown is None or not plain:
             return super().render_lines(crop)
@@ -408,6 +409,7 @@ class PoolHeader(Widget):
                 out.append(f" ({sign}{human_bytes(abs(total.change_bytes))})", style)
             if total.cache_bytes is not None:
                 out.brk()
-                out.append(f"  the caches hold {human_bytes(total.cache_bytes)}, free objects included "
-                           "(≈ Slab above, which counts whole slab pages)")
+                out.append(f"  the caches hold {human_bytes(total.cache_bytes)}, free objects included")
+                out.brk()
+                out.append(" (≈ Slab above, which counts whole slab pages)")
         return out

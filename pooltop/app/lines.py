@@ -7,6 +7,11 @@ the screen changed. The live view repaints its table and header every sample, so
 render_line strips are already complete (styled, full width) this does the minimum: the widget
 runs the filters once per new strip and keeps the result while the line stays, and the truecolor
 filter is skipped where it would change nothing.
+
+The figure (benchmarks/bench_tui.py, "one frame's lines after a sample", 5,000 rows at 200x50):
+the table's lines 0.03 ms as kept strips against 1.2 ms through Widget.render_lines; the header's
+0.016 against 0.08 ms. That is what the overrides of Widget.render_lines (Textual's Line API, not
+a private name) and the calls of App.get_line_filters and ANSIToTruecolor.truecolor_style buy.
 """
 
 from __future__ import annotations

@@ -366,7 +366,8 @@ class PoolTable(ScrollView, can_focus=True):
         per line) to apply box styles this widget does not use, and the compositor asks for the
         whole widget whenever any line of the screen changes. Each strip here is already styled,
         filtered and exactly as wide as the content area (so the compositor need not cut off
-        the scrollbar's column): a frame costs a list slice.
+        the scrollbar's column): a frame costs a list slice (0.03 ms against 1.2 ms through
+        Widget.render_lines at 200x50: bench_tui, pooltop/app/lines.py).
         """
         plain, _ = self._finisher.box(self)
         if not plain:

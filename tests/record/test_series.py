@@ -11,6 +11,7 @@ import struct
 import sys
 import zlib
 
+import numpy as np
 import pytest
 from frame_encoder import encode
 from helpers import churn, make_snapshot
@@ -157,3 +158,19 @@ def test_report_shows_a_progress_bar_on_a_terminal_only(tmp_path, monkeypatch, c
         assert exc.value.code == 0
         assert json.loads(capsys.readouterr().out)["recording"]["samples"] == 40
         assert ("reading" in stderr.getvalue() and "40/40" in stderr.getvalue()) is bar, stderr.getvalue()
+
+
+@pytest.mark.parametrize("size", [3000, 70_000])  # radix passes, and the 64-bit sort beyond 16-bit keys
+def test_events_sort_by_key_then_frame_then_entries_before_removals(size: int) -> None:
+    from pooltop.record.sweep import _event_order
+
+    rng = np.random.default_rng(size)
+    frames = np.sort(rng.integers(0, 300, 5000))
+    keys = rng.integers(0, size, 5000)
+    kind = rng.integers(0, 2, 5000)
+    within = frames * 2 + kind
+    expected = np.lexsort((np.arange(5000), within, keys))
+    assert np.array_equal(_event_order(keys, within, size, 300), expected)
+    in_frame_order = np.lexsort((np.arange(5000), frames))
+    expected = np.lexsort((np.arange(5000), frames[in_frame_order], keys[in_frame_order]))
+    assert np.array_equal(_event_order(keys[in_frame_order], None, size, 300), expected)

@@ -278,6 +278,22 @@ def test_x64_tag_through_a_register_and_the_protected_bit() -> None:
     assert x64_tags(code) == ["Reg1"]
 
 
+@pytest.mark.parametrize(
+    ("between", "tag"),
+    [
+        (b"", "Reg2"),
+        (b"\x89\xc1", "Reg2"),  # mov ecx, eax: another register
+        (b"\x83\xc3\x01", "Seg2"),  # add ebx, 1: the machine does the arithmetic
+        (b"\x0f\xa2", None),  # cpuid writes ebx
+        (b"\x87\xd9", None),  # xchg ecx, ebx
+    ],
+)
+def test_x64_tag_kept_in_a_callee_saved_register(between: bytes, tag: str | None) -> None:
+    code = b"\xbbReg2" + between + b"\x41\x89\xd8"  # mov ebx, 'Reg2'; ...; mov r8d, ebx
+    code += x64_call_iat(0x1000 + len(code)) + b"\xc3"
+    assert x64_tags(code) == [tag]
+
+
 def test_x64_code_before_a_ret_does_not_leak_into_the_next_function() -> None:
     code = b"\x41\xb8Old1\xc3" + b"\xcc" * 3  # previous function: mov r8d; ret; padding
     code += b"\x48\x89\xca"  # mov rdx, rcx (r8 is a parameter here)
@@ -305,6 +321,24 @@ def test_x86_third_push_back_is_the_tag() -> None:
         "x86", 0x10000, [CodeSection(".text", 0x1000, code2)], {IAT: "ExAllocatePool2"}
     ).sites
     assert [tag_text(s.tag) for s in sites if s.tag] == ["Tag4"]
+
+
+@pytest.mark.parametrize(
+    ("between", "tag"),
+    [
+        (b"", "Psh1"),
+        (b"\x50", "Psh1"),  # push eax before the tag's push
+        (b"\x83\xc6\x01", "Qsh1"),  # add esi, 1: the machine does the arithmetic
+        (b"\x46", None),  # inc esi: not modelled, so unknown
+        (b"\xac", None),  # lodsb moves esi
+        (b"\x5e", None),  # pop esi
+    ],
+)
+def test_x86_tag_pushed_from_a_register(between: bytes, tag: str | None) -> None:
+    code = b"\xbePsh1" + between + b"\x56" + b"\x6a\x40" + b"\x6a\x00"  # mov esi; ...; push esi; 64; 0
+    code += b"\xff\x15" + struct.pack("<I", 0x10000 + IAT) + b"\xc3"
+    sites = find_call_sites("x86", 0x10000, [CodeSection(".text", 0x1000, code)], ALLOC).sites
+    assert [tag_text(s.tag) if s.tag else None for s in sites] == [tag]
 
 
 def test_x86_byte_before_the_call_is_not_taken_for_a_rex_prefix() -> None:
