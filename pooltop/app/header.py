@@ -281,7 +281,8 @@ class PoolHeader(Widget):
         out.append("verdict: ", self._s("label"))
         if verdict.kind is VerdictKind.UNKNOWN:
             samples = verdict.evidence.samples
-            out.append(f"collecting process samples ({samples}/2)…", self._s("dim"))
+            # the count only: how many the verdict needs is the judge's (min_samples), in verdict.text
+            out.append(f"collecting process samples ({samples})… {printable(verdict.text)}", self._s("dim"))
             return out
         style = {VerdictKind.KERNEL: "leak", VerdictKind.PROCESS: "suspect"}.get(verdict.kind, "dim")
         out.append(printable(verdict.text), self._s(style))
