@@ -42,6 +42,9 @@ class ViewActions(App[None]):
     sampling: SamplingThread
     replay: ReplayCursor | None
     who: WhoTraces
+
+    def stop_who(self) -> None:
+        raise NotImplementedError  # PooltopApp's
     replay_speed: int
     paused: bool
     interval: float
@@ -196,7 +199,7 @@ class ViewActions(App[None]):
         pane = self.detail
         if pane.has_class("-open"):
             pane.remove_class("-open")
-            self.who.stop()  # no trace runs where nobody sees it
+            self.stop_who()  # no trace runs where nobody sees it
         else:
             pane.add_class("-open")
             self._update_detail(fetch_big_pool=True)

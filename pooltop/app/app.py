@@ -101,6 +101,7 @@ class PooltopApp(ViewActions):
         self._big_pool: tuple[str, tuple[object, ...] | None, str | None] | None = None
         self._detail_key: tuple[str, int] | None = None
         self.who = WhoTraces(self.post_message)  # `w`: the live trace of the selected cache
+        self._who_pinned = False  # `w` pinned the traced row (and unpins it when the trace ends)
 
     # --- layout -------------------------------------------------------------------------------
 
@@ -347,7 +348,7 @@ class PooltopApp(ViewActions):
     @on(PoolTable.CursorMoved)
     def _cursor_moved(self, message: PoolTable.CursorMoved) -> None:
         if self.who.tag is not None and (message.key is None or message.key[0] != self.who.tag):
-            self.who.stop()  # leaving the traced row ends its trace
+            self.stop_who()  # leaving the traced row ends its trace
         if self.detail.has_class("-open"):
             self._update_detail(fetch_big_pool=False)
 
@@ -365,7 +366,7 @@ class PooltopApp(ViewActions):
         key = self.table.selected_key
         if self.who.tag is not None:
             traced = self.who.tag
-            self.who.stop()
+            self.stop_who()
             if key is None or key[0] == traced:
                 self._update_detail(fetch_big_pool=False)
                 return
@@ -375,10 +376,22 @@ class PooltopApp(ViewActions):
             self.notify(f"w: {why}", timeout=3)
             return
         self.who.start(key[0], self.interval)
+        if self.table.pinned_key is None:
+            # The traced row is pinned while its trace runs: under a change sort rows re-sort every
+            # refresh, and the trace would otherwise end with the first re-sort under the cursor.
+            self.table.pinned_key = key
+            self._who_pinned = True
         if not self.detail.has_class("-open"):
             self.action_toggle_detail()
         else:
             self._update_detail(fetch_big_pool=False)
+
+    def stop_who(self) -> None:
+        """End the `w` trace, and the pin it set."""
+        self.who.stop()
+        if self._who_pinned:
+            self._who_pinned = False
+            self.table.pinned_key = None
 
     def on_who_report(self, message: WhoReport) -> None:
         shown = self.who.receive(message)

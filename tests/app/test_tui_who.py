@@ -142,3 +142,22 @@ async def test_quitting_stops_a_running_trace() -> None:
         await _until(pilot, lambda: "● tracing" in screen_text(app))
         await pilot.press("q")
     assert made[0].ended.is_set()  # the trace ended (its cleanup ran) before the app was gone
+
+
+async def test_the_traced_row_stays_selected_while_rows_re_sort() -> None:
+    app = build_app(windows=False)
+    made = _fake(app)
+    async with app.run_test(size=(120, 50)) as pilot:
+        await advance(pilot, 2)
+        await pilot.press("d", "home", "w")
+        await _until(pilot, lambda: "● tracing" in screen_text(app))
+        traced = app.who.tag
+        assert app.table.pinned_key is not None and app.table.pinned_key[0] == traced
+        await pilot.press("r")  # the order turns over: another row comes under the cursor's place
+        await advance(pilot, 2)
+        assert app.who.tag == traced and not made[0].ended.is_set()
+        assert app.table.selected_key is not None and app.table.selected_key[0] == traced
+        await pilot.press("w")
+        assert made[0].ended.wait(5)
+        await settle(pilot)
+        assert app.table.pinned_key is None  # the pin `w` set ends with its trace
