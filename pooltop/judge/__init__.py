@@ -10,8 +10,9 @@ pairs, growth per third of the series), decide (decide.py: thresholds -> levels)
 reasons). thresholds.py holds the levels and the one dataclass of numbers.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pooltop.lazy import lazy_names
 
 if TYPE_CHECKING:
     from pooltop.judge.decide import under_memory_pressure
@@ -37,11 +38,7 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module 'pooltop.judge' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"pooltop.judge.{home}"), name)
+__getattr__ = lazy_names(__name__, _HOME)
 
 
 __all__ = [

@@ -10,8 +10,9 @@
 - texttable: aligned plain-text tables (snapshot and diff text)
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pooltop.lazy import lazy_names
 
 if TYPE_CHECKING:
     from pooltop.snapshots.export import EXPORT_DIR_ENV, EXPORT_FORMAT_ENV, export_snapshot
@@ -25,11 +26,7 @@ _HOME = {"EXPORT_DIR_ENV": "export", "EXPORT_FORMAT_ENV": "export", "export_snap
          "FORMATS": "writers", "FORMATTERS": "writers"}
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
+__getattr__ = lazy_names(__name__, _HOME)
 
 
 __all__ = [
