@@ -6,12 +6,16 @@ The durations follow the judge's own windows (JudgeThresholds defaults), capped 
 under about two minutes. Only the caches the test's child grows are asserted on: the machine is
 shared, and other caches move with whatever else runs: the sockets are IPv6 ones, whose cache
 (UDPv6) nothing else on the machine is likely to grow at the same time, unlike UDP, filp or
-kmalloc-64.
+kmalloc-64. Copies of these tests run by other checkouts at the same time would grow it, so each
+recording holds an exclusive flock on /proc/slabinfo (one inode for every opener; readers that
+do not lock are not held up, and no lock file is left behind).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import socket
 import sqlite3
 import subprocess
@@ -96,9 +100,25 @@ def wait_for_samples(path: str, count: int, proc: subprocess.Popen[str], timeout
     raise AssertionError(f"{path} never reached {count} samples")
 
 
+@contextmanager
+def alone_on_udp6() -> Iterator[None]:
+    """Only one of these tests at a time on this machine (see the module's docstring)."""
+    fd = os.open("/proc/slabinfo", os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def record_while(path: str, seconds: float, **holder: float) -> None:
     """Record every second for `seconds` while a UDP holder runs (started once recording has begun,
     and still holding when the recording ends)."""
+    with alone_on_udp6():
+        _record_while(path, seconds, **holder)
+
+
+def _record_while(path: str, seconds: float, **holder: float) -> None:
     rec = subprocess.Popen([*POOLTOP, "record", "-o", path, "--interval", "1s", "--duration", f"{seconds}s"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
